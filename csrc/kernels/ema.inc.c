@@ -1,0 +1,34 @@
+/* EMA:  avg <- beta*avg + (1-beta)*x                          f32: 12 B/elem */
+void PRM_FN(ema)(T *PRM_RESTRICT avg, const T *PRM_RESTRICT x, ptrdiff_t n,
+                 const prm_ema_params *hp)
+{
+    const T beta = (T)hp->beta, c = (T)hp->one_minus_beta;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        avg[i] = beta * avg[i] + c * x[i];
+    }
+}
+
+/* Memory-only loop: a rule's loads and stores with one add per store, the
+ * bandwidth limit the benchmark compares against (EMA: a0,a1; RMSprop/SGD:
+ * a0,a1,a2; Adam: a0..a3).                                                     */
+PRM_INLINE void PRM_LOCAL(touch_loop)(T *PRM_RESTRICT a0, const T *PRM_RESTRICT a1,
+                                      T *PRM_RESTRICT a2, T *PRM_RESTRICT a3, ptrdiff_t n,
+                                      const int has2, const int has3)
+{
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const T x = a1[i];
+        a0[i] = a0[i] + x;
+        if (has2) a2[i] = a2[i] + x;
+        if (has3) a3[i] = a3[i] + x;
+    }
+}
+
+void PRM_FN(touch)(T *a0, const T *a1, T *a2, T *a3, ptrdiff_t n)
+{
+    if (a2 && a3)
+        PRM_LOCAL(touch_loop)(a0, a1, a2, a3, n, 1, 1);
+    else if (a2)
+        PRM_LOCAL(touch_loop)(a0, a1, a2, a3, n, 1, 0);
+    else
+        PRM_LOCAL(touch_loop)(a0, a1, a2, a3, n, 0, 0);
+}

@@ -1,0 +1,130 @@
+/*
+ * pyrmsprop.h -- the one public header of the pyrmsprop kernels.
+ *
+ * Every kernel is compiled once per SIMD target from the same source
+ * (csrc/kernels/<rule>.inc.c); the target name is pasted onto the symbol, e.g.
+ * prm_adam_f32_avx2.  dispatch.c picks one table of kernels at import time and
+ * prm_run() applies a job (one array or a list of arrays) through it, split
+ * across the thread pool above a size threshold.
+ *
+ * All scalars arrive in double precision in a params struct whose every
+ * step-dependent constant (1 - alpha, lr / bc1, ...) is already computed by the
+ * caller; kernels cast them to the array's type once, before the loop.
+ */
+#ifndef PYRMSPROP_H
+#define PYRMSPROP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- option flags (bit masks), resolved before every loop ---------------- */
+#define PRM_MAXIMIZE      1  /* g <- -g                                        */
+#define PRM_WEIGHT_DECAY  2  /* g <- g + wd*p (Adam: L2)                       */
+#define PRM_CENTERED      4  /* RMSprop: d <- sqrt(s - m*m)                    */
+#define PRM_MOMENTUM      8  /* RMSprop/SGD: momentum buffer                   */
+#define PRM_EPS_IN_SQRT  16  /* RMSprop: d <- sqrt(s + eps)                    */
+#define PRM_DECOUPLED     4  /* Adam: p <- p*(1 - lr*wd) instead of L2         */
+#define PRM_AMSGRAD       8  /* Adam: vmax <- max(vmax, v)                     */
+#define PRM_NESTEROV      4  /* SGD: g <- g + momentum*buf                     */
+#define PRM_FIRST_STEP   16  /* SGD: buf <- g (torch's first momentum step)    */
+
+/* ---- hyperparameters, filled in double precision by the caller ------------ */
+typedef struct {
+    double beta, one_minus_beta;
+} prm_ema_params;
+
+typedef struct {
+    int flags;
+    double lr, alpha, one_minus_alpha, eps, weight_decay, momentum;
+} prm_rmsprop_params;
+
+typedef struct {
+    int flags;
+    double beta1, one_minus_beta1, beta2, one_minus_beta2, eps, weight_decay;
+    double step_size;   /* lr / (1 - beta1**t)                                */
+    double bc2_sqrt;    /* sqrt(1 - beta2**t)                                 */
+    double decay;       /* 1 - lr*weight_decay (decoupled only)               */
+} prm_adam_params;
+
+typedef struct {
+    int flags;
+    double lr, momentum, one_minus_dampening, weight_decay;
+} prm_sgd_params;
+
+/* ---- kernel prototypes ------------------------------------------------------
+ * EMA:     a0 avg (rw), a1 x (r)
+ * RMSprop: a0 p (rw), a1 g (r), a2 square_avg (rw), a3 grad_avg (rw, centered),
+ *          a4 momentum_buffer (rw, momentum)
+ * Adam:    a0 p (rw), a1 g (r), a2 exp_avg (rw), a3 exp_avg_sq (rw),
+ *          a4 max_exp_avg_sq (rw, amsgrad)
+ * SGD:     a0 p (rw), a1 g (r), a2 momentum_buffer (rw, momentum)
+ * touch:   a0 (rw), a1 (r), a2 (rw, optional), a3 (rw, optional): the memory-only
+ *          loop that moves a rule's bytes with one add per store (the bandwidth
+ *          limit the benchmark reports against)
+ * Arrays an option does not use may be NULL.
+ */
+#define PRM_DECLARE_KERNELS(T, SFX, TGT)                                                     \
+    void prm_ema_##SFX##_##TGT(T *avg, const T *x, ptrdiff_t n, const prm_ema_params *hp);   \
+    void prm_rmsprop_##SFX##_##TGT(T *p, const T *g, T *s, T *m, T *buf, ptrdiff_t n,        \
+                                   const prm_rmsprop_params *hp);                            \
+    void prm_adam_##SFX##_##TGT(T *p, const T *g, T *m, T *v, T *vmax, ptrdiff_t n,          \
+                                const prm_adam_params *hp);                                  \
+    void prm_sgd_##SFX##_##TGT(T *p, const T *g, T *buf, ptrdiff_t n,                        \
+                               const prm_sgd_params *hp);                                    \
+    void prm_touch_##SFX##_##TGT(T *a0, const T *a1, T *a2, T *a3, ptrdiff_t n);
+
+#define PRM_DECLARE_TARGET(TGT)            \
+    PRM_DECLARE_KERNELS(float, f32, TGT)   \
+    PRM_DECLARE_KERNELS(double, f64, TGT)
+
+PRM_DECLARE_TARGET(baseline)
+PRM_DECLARE_TARGET(avx2)
+PRM_DECLARE_TARGET(avx512)
+
+/* ---- jobs: one rule applied to a list of equally long array tuples --------- */
+enum { PRM_EMA = 0, PRM_RMSPROP = 1, PRM_ADAM = 2, PRM_SGD = 3, PRM_TOUCH = 4, PRM_NRULES };
+enum { PRM_F32 = 0, PRM_F64 = 1 };
+#define PRM_MAX_ARRAYS 5
+
+typedef struct {
+    int rule;                  /* PRM_EMA ... PRM_TOUCH                              */
+    int dtype;                 /* PRM_F32 / PRM_F64                                  */
+    ptrdiff_t ntensors;        /* number of tensors (1 for the functional API)       */
+    char *const *ptrs;         /* ntensors * PRM_MAX_ARRAYS pointers, tensor-major   */
+    const ptrdiff_t *lens;     /* ntensors lengths, in elements                      */
+    const void *params;        /* the rule's params struct                           */
+} prm_job;
+
+/* Apply a job: serially below the threshold or with one thread, else split
+ * into cache-line aligned chunks claimed by the caller and the pool.  Never
+ * fails; results are bit-identical for every split.  Call without the GIL. */
+void prm_run(const prm_job *job);
+
+/* ---- dispatch ---------------------------------------------------------------- */
+enum { PRM_TARGET_BASELINE = 0, PRM_TARGET_AVX2 = 1, PRM_TARGET_AVX512 = 2, PRM_NTARGETS };
+
+int prm_target_compiled(int target);   /* built into this binary                  */
+int prm_target_supported(int target);  /* built and supported by this CPU and OS   */
+int prm_target_best(void);             /* best supported target                   */
+int prm_target_current(void);
+void prm_set_target(int target);       /* caller checks prm_target_supported()    */
+const char *prm_target_note(void);     /* e.g. why AVX-512 is not used            */
+const char *prm_target_name(int target); /* 'baseline' (or 'neon'), 'avx2', 'avx512' */
+const char *prm_compiler(void);        /* compiler that built dispatch.c           */
+
+/* ---- threads ------------------------------------------------------------------- */
+void prm_set_num_threads(int n);       /* n >= 1                                  */
+int prm_get_num_threads(void);
+void prm_set_thread_threshold(ptrdiff_t elems);  /* jobs below stay serial    */
+ptrdiff_t prm_get_thread_threshold(void);
+const char *prm_thread_mode(void);
+ptrdiff_t prm_chunk_elems(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PYRMSPROP_H */

@@ -1,0 +1,67 @@
+"""pyrmsprop: fast, exact optimizer updates on the CPU.
+
+Vectorized C kernels for EMA, RMSprop, Adam/AdamW and SGD with momentum,
+compiled for several SIMD targets and chosen at import, split across a small
+thread pool for large arrays, and giving the same numbers as ``torch.optim``.
+
+Importing pyrmsprop never imports torch; ``pyrmsprop.torch`` does, on demand.
+"""
+
+import os as _os
+
+from pyrmsprop import _core
+from pyrmsprop._config import show_config
+from pyrmsprop._core import (
+    get_num_threads,
+    set_num_threads,
+    set_simd,
+    simd_target,
+    simd_targets,
+)
+from pyrmsprop._version import __version__
+from pyrmsprop.functional import adam_update, ema_update, rmsprop_update, sgd_update
+
+__all__ = [
+    "__version__",
+    "adam_update",
+    "ema_update",
+    "get_num_threads",
+    "rmsprop_update",
+    "set_num_threads",
+    "set_simd",
+    "sgd_update",
+    "show_config",
+    "simd_target",
+    "simd_targets",
+]
+
+
+def _default_threads() -> int:
+    for var in ("PYRMSPROP_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = _os.environ.get(var, "").strip().split(",")[0]
+        if value:
+            try:
+                n = int(value)
+            except ValueError:
+                raise ValueError(f"{var}={value!r} is not a positive integer") from None
+            if n < 1:
+                raise ValueError(f"{var}={value!r} is not a positive integer")
+            return min(n, 256)
+    try:
+        return max(1, min(len(_os.sched_getaffinity(0)), 256))
+    except (AttributeError, OSError):
+        return max(1, min(_os.cpu_count() or 1, 256))
+
+
+def _init() -> None:
+    _core.set_simd(_core.best_simd_target())
+    wanted = _os.environ.get("PYRMSPROP_SIMD", "").strip()
+    if wanted:
+        try:
+            _core.set_simd(wanted)
+        except ValueError as exc:
+            raise ValueError(f"PYRMSPROP_SIMD={wanted!r}: {exc}") from None
+    _core.set_num_threads(_default_threads())
+
+
+_init()

@@ -1,0 +1,99 @@
+"""Build the compiled part of pyrmsprop (everything else is in pyproject.toml).
+
+Each SIMD target of ``pyrmsprop/_targets.py`` becomes a static library built from
+its own wrapper file ``csrc/targets/<name>.c`` with that target's flags; the
+extension ``pyrmsprop._core`` (Cython binding, dispatch, threads) gets baseline
+flags only and links them all.  Targets follow the platform being built for
+(``sysconfig.get_platform()``, which honours ``_PYTHON_HOST_PLATFORM``, and
+``ARCHFLAGS`` on macOS), not the build machine's CPU.
+
+``PYRMSPROP_DEBUG_CYTHON=1`` builds with Cython's bounds checks switched on.
+"""
+
+import os
+import re
+import runpy
+import sys
+import sysconfig
+from pathlib import Path
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_clib import build_clib
+
+HERE = Path(__file__).parent
+_targets = runpy.run_path(str(HERE / "pyrmsprop" / "_targets.py"))
+
+
+def build_platform() -> str:
+    plat = sysconfig.get_platform()
+    if plat.startswith("macosx"):
+        archs = re.findall(r"-arch\s+(\S+)", os.environ.get("ARCHFLAGS", ""))
+        if len(archs) > 1:
+            sys.exit("pyrmsprop: build one architecture at a time (no universal2 wheels)")
+        if archs:
+            plat = plat.rsplit("-", 1)[0] + "-" + archs[0]
+    return plat
+
+
+TARGETS = _targets["targets_for"](build_platform())
+
+
+class build_target_libs(build_clib):
+    """build_clib that picks each target's flags once the compiler is known."""
+
+    def build_libraries(self, libraries):
+        msvc = self.compiler.compiler_type == "msvc"
+        for _name, info in libraries:
+            gcc_flags, msvc_flags, _macro = TARGETS[info["target"]]
+            if msvc:
+                info["cflags"] = _targets["KERNEL_FLAGS_MSVC"] + msvc_flags
+            else:
+                info["cflags"] = _targets["KERNEL_FLAGS_GCC"] + gcc_flags + ["-fPIC"]
+        super().build_libraries(libraries)
+
+
+libraries = [
+    (
+        f"prm_{name}",
+        {
+            "sources": [f"csrc/targets/{name}.c"],
+            "include_dirs": ["csrc"],
+            "depends": [str(p) for p in Path("csrc").rglob("*.[ch]")],
+            "target": name,
+        },
+    )
+    for name in TARGETS
+]
+
+macros = [(macro, "1") for (_g, _m, macro) in TARGETS.values() if macro]
+link_args = []
+if sys.platform.startswith("linux"):
+    link_args = ["-pthread"]
+
+debug = os.environ.get("PYRMSPROP_DEBUG_CYTHON") == "1"
+ext = Extension(
+    "pyrmsprop._core",
+    sources=["pyrmsprop/_core.pyx", "csrc/dispatch.c", "csrc/threads.c"],
+    include_dirs=["csrc"],
+    define_macros=macros,
+    extra_link_args=link_args,
+    depends=["csrc/pyrmsprop.h", "csrc/prm_dispatch.h", "pyrmsprop/_core.pxd"],
+)
+
+setup(
+    libraries=libraries,
+    cmdclass={"build_clib": build_target_libs},
+    ext_modules=cythonize(
+        [ext],
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": debug,
+            "wraparound": False,
+            "initializedcheck": debug,
+            "cdivision": True,
+            "freethreading_compatible": True,
+            "embedsignature": True,
+        },
+    ),
+)
