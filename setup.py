@@ -20,6 +20,7 @@ from pathlib import Path
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_clib import build_clib
+from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
 _targets = runpy.run_path(str(HERE / "pyrmsprop" / "_targets.py"))
@@ -53,6 +54,14 @@ class build_target_libs(build_clib):
         super().build_libraries(libraries)
 
 
+class build_ext_with_libs(build_ext):
+    """build_ext that builds the target libraries first (also for --inplace)."""
+
+    def run(self):
+        self.run_command("build_clib")
+        super().run()
+
+
 libraries = [
     (
         f"prm_{name}",
@@ -83,7 +92,7 @@ ext = Extension(
 
 setup(
     libraries=libraries,
-    cmdclass={"build_clib": build_target_libs},
+    cmdclass={"build_clib": build_target_libs, "build_ext": build_ext_with_libs},
     ext_modules=cythonize(
         [ext],
         compiler_directives={

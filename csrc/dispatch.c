@@ -26,6 +26,7 @@
         {prm_adam_f32_##TGT, prm_adam_f64_##TGT},                                   \
         {prm_sgd_f32_##TGT, prm_sgd_f64_##TGT},                                     \
         {prm_touch_f32_##TGT, prm_touch_f64_##TGT},                                 \
+        {prm_nonfinite_f32_##TGT, prm_nonfinite_f64_##TGT},                         \
     }
 
 static const prm_kernel_table table_baseline = PRM_TABLE(baseline);
@@ -240,4 +241,16 @@ void prm_apply(const prm_kernel_table *tb, const prm_job *job, ptrdiff_t t, ptrd
     default:
         break;
     }
+}
+
+int prm_any_nonfinite(int dtype, char *const *ptrs, const ptrdiff_t *lens, ptrdiff_t ntensors)
+{
+    const prm_kernel_table *tb = current;
+    for (ptrdiff_t t = 0; t < ntensors; t++) {
+        if (lens[t] == 0) continue;
+        const int bad = dtype == PRM_F32 ? tb->nonfinite.f32((const float *)ptrs[t], lens[t])
+                                         : tb->nonfinite.f64((const double *)ptrs[t], lens[t]);
+        if (bad) return 1;
+    }
+    return 0;
 }

@@ -11,7 +11,8 @@
     typedef void (*prm_adam_##SFX##_fn)(T *, const T *, T *, T *, T *, ptrdiff_t,           \
                                         const prm_adam_params *);                           \
     typedef void (*prm_sgd_##SFX##_fn)(T *, const T *, T *, ptrdiff_t, const prm_sgd_params *); \
-    typedef void (*prm_touch_##SFX##_fn)(T *, const T *, T *, T *, ptrdiff_t);
+    typedef void (*prm_touch_##SFX##_fn)(T *, const T *, T *, T *, ptrdiff_t);           \
+    typedef int (*prm_nonfinite_##SFX##_fn)(const T *, ptrdiff_t);
 
 PRM_FN_TYPES(float, f32)
 PRM_FN_TYPES(double, f64)
@@ -23,6 +24,7 @@ typedef struct {
     struct { prm_adam_f32_fn f32; prm_adam_f64_fn f64; } adam;
     struct { prm_sgd_f32_fn f32; prm_sgd_f64_fn f64; } sgd;
     struct { prm_touch_f32_fn f32; prm_touch_f64_fn f64; } touch;
+    struct { prm_nonfinite_f32_fn f32; prm_nonfinite_f64_fn f64; } nonfinite;
 } prm_kernel_table;
 
 const prm_kernel_table *prm_table(void);

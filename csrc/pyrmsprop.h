@@ -75,7 +75,8 @@ typedef struct {
                                 const prm_adam_params *hp);                                  \
     void prm_sgd_##SFX##_##TGT(T *p, const T *g, T *buf, ptrdiff_t n,                        \
                                const prm_sgd_params *hp);                                    \
-    void prm_touch_##SFX##_##TGT(T *a0, const T *a1, T *a2, T *a3, ptrdiff_t n);
+    void prm_touch_##SFX##_##TGT(T *a0, const T *a1, T *a2, T *a3, ptrdiff_t n);           \
+    int prm_nonfinite_##SFX##_##TGT(const T *x, ptrdiff_t n);
 
 #define PRM_DECLARE_TARGET(TGT)            \
     PRM_DECLARE_KERNELS(float, f32, TGT)   \
@@ -103,6 +104,10 @@ typedef struct {
  * into cache-line aligned chunks claimed by the caller and the pool.  Never
  * fails; results are bit-identical for every split.  Call without the GIL. */
 void prm_run(const prm_job *job);
+
+/* 1 if any element of the ntensors arrays ptrs[t] (lens[t] elements) is NaN or
+ * +-Inf.  Serial; call without the GIL. */
+int prm_any_nonfinite(int dtype, char *const *ptrs, const ptrdiff_t *lens, ptrdiff_t ntensors);
 
 /* ---- dispatch ---------------------------------------------------------------- */
 enum { PRM_TARGET_BASELINE = 0, PRM_TARGET_AVX2 = 1, PRM_TARGET_AVX512 = 2, PRM_NTARGETS };

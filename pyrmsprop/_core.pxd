@@ -46,6 +46,8 @@ cdef extern from "pyrmsprop.h" nogil:
         const void *params
 
     void prm_run(const prm_job *job) noexcept
+    int prm_any_nonfinite(int dtype, char **ptrs, const Py_ssize_t *lens,
+                          Py_ssize_t ntensors) noexcept
 
     int prm_target_compiled(int target) noexcept
     int prm_target_supported(int target) noexcept

@@ -12,6 +12,7 @@ from cpython.buffer cimport (
     PyObject_GetBuffer,
 )
 from libc.math cimport isfinite
+from libc.stdlib cimport calloc, free, malloc, qsort
 from libc.string cimport memset
 
 import numbers
@@ -26,25 +27,76 @@ cdef char _NATIVE = b'<' if sys.byteorder == "little" else b'>'
 # arrays
 # ---------------------------------------------------------------------------
 
-cdef struct Arrays:
-    Py_buffer views[5]          # PRM_MAX_ARRAYS
+cdef struct Bufs:
+    # ntensors x 5 slots (PRM_MAX_ARRAYS), tensor-major; slot k of tensor t is t*5+k
+    Py_buffer *views
+    bint *have
+    bint *written
+    char **ptrs
+    Py_ssize_t *lens
+    Py_ssize_t ntensors
+    int dtype
+    bint multi                  # name arguments "params[3]" rather than "param"
+
+
+cdef struct Single:
+    # storage of a one-tensor call, on the stack
+    Py_buffer views[5]
     bint have[5]
     bint written[5]
     char *ptrs[5]
-    int dtype
-    Py_ssize_t n
+    Py_ssize_t lens[1]
 
 
-cdef inline void _init(Arrays *a) noexcept:
-    memset(a, 0, sizeof(Arrays))
+cdef inline Bufs _single(Single *s) noexcept:
+    memset(s, 0, sizeof(Single))
+    cdef Bufs b
+    b.views = s.views
+    b.have = s.have
+    b.written = s.written
+    b.ptrs = s.ptrs
+    b.lens = s.lens
+    b.ntensors = 1
+    b.dtype = -1
+    b.multi = False
+    return b
 
 
-cdef inline void _release(Arrays *a) noexcept:
-    cdef int k
-    for k in range(5):
-        if a.have[k]:
-            PyBuffer_Release(&a.views[k])
-            a.have[k] = False
+cdef void _release(Bufs *b) noexcept:
+    cdef Py_ssize_t i
+    if b.have == NULL:
+        return
+    for i in range(b.ntensors * 5):
+        if b.have[i]:
+            PyBuffer_Release(&b.views[i])
+            b.have[i] = False
+
+
+cdef class _Multi:
+    """Heap storage for a multi-tensor call; releases every buffer when freed."""
+    cdef Bufs b
+
+    def __cinit__(self, Py_ssize_t ntensors):
+        self.b.ntensors = ntensors
+        self.b.dtype = -1
+        self.b.multi = True
+        cdef Py_ssize_t m = ntensors * 5 if ntensors > 0 else 1
+        self.b.views = <Py_buffer *>calloc(m, sizeof(Py_buffer))
+        self.b.have = <bint *>calloc(m, sizeof(bint))
+        self.b.written = <bint *>calloc(m, sizeof(bint))
+        self.b.ptrs = <char **>calloc(m, sizeof(char *))
+        self.b.lens = <Py_ssize_t *>calloc(m, sizeof(Py_ssize_t))
+        if (self.b.views == NULL or self.b.have == NULL or self.b.written == NULL
+                or self.b.ptrs == NULL or self.b.lens == NULL):
+            raise MemoryError()
+
+    def __dealloc__(self):
+        _release(&self.b)
+        free(self.b.views)
+        free(self.b.have)
+        free(self.b.written)
+        free(self.b.ptrs)
+        free(self.b.lens)
 
 
 cdef int _dtype_of(const Py_buffer *v) noexcept:
@@ -53,7 +105,7 @@ cdef int _dtype_of(const Py_buffer *v) noexcept:
         return -1
     if f[0] == b'@' or f[0] == b'=' or f[0] == _NATIVE:
         f += 1
-    if f[1] != 0:
+    if f[0] == 0 or f[1] != 0:
         return -1
     if f[0] == b'f' and v.itemsize == 4:
         return PRM_F32
@@ -70,6 +122,10 @@ cdef str _dtype_name(object obj, const Py_buffer *v):
     return f"buffer format {v.format.decode('ascii', 'replace')!r}"
 
 
+cdef inline str _float_name(int dtype):
+    return "float32" if dtype == PRM_F32 else "float64"
+
+
 cdef tuple _shape(const Py_buffer *v):
     return tuple([v.shape[i] for i in range(v.ndim)])
 
@@ -83,76 +139,123 @@ cdef bint _same_shape(const Py_buffer *a, const Py_buffer *b) noexcept:
     return True
 
 
-cdef int _take(Arrays *a, int k, object obj, tuple names, bint written) except -1:
-    """Acquire obj as slot k and check it alone and against slot 0."""
-    cdef Py_buffer *v = &a.views[k]
-    name = names[k]
+cdef str _argname(tuple names, int k, Py_ssize_t t, bint multi):
+    return f"{names[k]}[{t}]" if multi else names[k]
+
+
+cdef int _take(Bufs *b, Py_ssize_t t, int k, object obj, tuple names, bint written) except -1:
+    """Acquire obj as slot k of tensor t and check it, alone and against the
+    tensor's slot 0 (shape) and the call's first array (dtype)."""
+    cdef bint multi = b.multi
+    cdef Py_ssize_t i = t * 5 + k
+    cdef Py_buffer *v = &b.views[i]
     if not PyObject_CheckBuffer(obj):
-        raise TypeError(
-            f"{name} must be a numpy array of float32 or float64, got {type(obj).__name__}")
+        raise TypeError(f"{_argname(names, k, t, multi)} must be a numpy array of float32 or "
+                        f"float64, got {type(obj).__name__}")
     try:
         PyObject_GetBuffer(obj, v, PyBUF_RECORDS_RO)
     except Exception as exc:
-        raise TypeError(f"{name} cannot be used as a float array: {exc}") from None
-    a.have[k] = True
+        raise TypeError(
+            f"{_argname(names, k, t, multi)} cannot be used as a float array: {exc}") from None
+    b.have[i] = True
     cdef int dt = _dtype_of(v)
     if dt < 0:
+        raise TypeError(f"{_argname(names, k, t, multi)} must have dtype float32 or float64, "
+                        f"got {_dtype_name(obj, v)}")
+    if b.dtype < 0:
+        b.dtype = dt
+    elif dt != b.dtype:
         raise TypeError(
-            f"{name} must have dtype float32 or float64, got {_dtype_name(obj, v)}")
+            f"{_argname(names, k, t, multi)} has dtype {_float_name(dt)} but "
+            f"{_argname(names, 0, 0, multi)} has dtype {_float_name(b.dtype)}; all arrays "
+            f"of one call must share one dtype")
     if k == 0:
-        a.dtype = dt
-        a.n = v.len // v.itemsize
-    else:
-        if dt != a.dtype:
-            raise TypeError(
-                f"{name} has dtype {'float32' if dt == PRM_F32 else 'float64'} but "
-                f"{names[0]} has dtype {'float32' if a.dtype == PRM_F32 else 'float64'}; "
-                f"all arrays of one call must share one dtype")
-        if not _same_shape(v, &a.views[0]):
-            raise ValueError(
-                f"{name} has shape {_shape(v)} but {names[0]} has shape {_shape(&a.views[0])}")
+        b.lens[t] = v.len // v.itemsize
+    elif not _same_shape(v, &b.views[t * 5]):
+        raise ValueError(
+            f"{_argname(names, k, t, multi)} has shape {_shape(v)} but "
+            f"{_argname(names, 0, t, multi)} has shape {_shape(&b.views[t * 5])}")
     if not PyBuffer_IsContiguous(v, b'C'):
         raise ValueError(
-            f"{name} is not C-contiguous; pyrmsprop updates arrays in place and never "
-            f"copies them (an update applied to a copy would be lost): make it contiguous "
-            f"once, e.g. np.ascontiguousarray, and keep using that array")
+            f"{_argname(names, k, t, multi)} is not C-contiguous; pyrmsprop updates arrays in "
+            f"place and never copies them (an update applied to a copy would be lost): make "
+            f"it contiguous once, e.g. np.ascontiguousarray, and keep using that array")
     if written and v.readonly:
-        raise ValueError(f"{name} is read-only, but this update writes to it")
-    a.written[k] = written
-    a.ptrs[k] = <char *>v.buf
+        raise ValueError(
+            f"{_argname(names, k, t, multi)} is read-only, but this update writes to it")
+    b.written[i] = written
+    b.ptrs[i] = <char *>v.buf
     return 0
 
 
-cdef int _check_overlap(Arrays *a, tuple names) except -1:
-    """No written array may share a byte with any other array of the call."""
-    cdef int i, j
-    cdef char *lo_i
-    cdef char *lo_j
-    if a.n == 0:
-        return 0
-    for i in range(5):
-        if not (a.have[i] and a.written[i]):
-            continue
-        lo_i = <char *>a.views[i].buf
-        for j in range(5):
-            if j == i or not a.have[j] or (a.written[j] and j < i):
-                continue
-            lo_j = <char *>a.views[j].buf
-            if lo_i < lo_j + a.views[j].len and lo_j < lo_i + a.views[i].len:
-                raise ValueError(
-                    f"{names[i]} and {names[j]} overlap in memory; {names[i]} is written "
-                    f"by this update, so every array must be a separate buffer")
+cdef struct Span:
+    char *lo
+    char *hi
+    Py_ssize_t slot
+    bint written
+
+
+cdef int _span_cmp(const void *a, const void *b) noexcept nogil:
+    cdef const Span *x = <const Span *>a
+    cdef const Span *y = <const Span *>b
+    return -1 if x.lo < y.lo else (1 if x.lo > y.lo else 0)
+
+
+cdef int _check_overlap(Bufs *b, tuple names) except -1:
+    """No written array may share a byte with any other array of the call.
+
+    Sort the byte ranges by start and sweep: range i overlaps an earlier one iff
+    it starts before the furthest end seen so far; it is an error when i is
+    written (any earlier range) or when it starts before the furthest end of an
+    earlier *written* range.  O(n log n), exact for contiguous arrays."""
+    cdef Py_ssize_t m = b.ntensors * 5, i, count = 0, worst_all = -1, worst_w = -1
+    cdef Span small[5]
+    cdef Span *spans = &small[0]
+    if m > 5:
+        spans = <Span *>malloc(m * sizeof(Span))
+    cdef char *end_all = NULL
+    cdef char *end_w = NULL
+    cdef Py_ssize_t bad_a = -1, bad_b = -1
+    if spans == NULL:
+        raise MemoryError()
+    try:
+        for i in range(m):
+            if b.have[i] and b.views[i].len > 0:
+                spans[count].lo = <char *>b.views[i].buf
+                spans[count].hi = spans[count].lo + b.views[i].len
+                spans[count].slot = i
+                spans[count].written = b.written[i]
+                count += 1
+        qsort(spans, count, sizeof(Span), _span_cmp)
+        for i in range(count):
+            if worst_all >= 0 and spans[i].lo < end_all and spans[i].written:
+                bad_a, bad_b = spans[worst_all].slot, spans[i].slot
+                break
+            if worst_w >= 0 and spans[i].lo < end_w:
+                bad_a, bad_b = spans[worst_w].slot, spans[i].slot
+                break
+            if worst_all < 0 or spans[i].hi > end_all:
+                worst_all, end_all = i, spans[i].hi
+            if spans[i].written and (worst_w < 0 or spans[i].hi > end_w):
+                worst_w, end_w = i, spans[i].hi
+    finally:
+        if spans != &small[0]:
+            free(spans)
+    if bad_a >= 0:
+        na = _argname(names, bad_a % 5, bad_a // 5, b.multi)
+        nb = _argname(names, bad_b % 5, bad_b // 5, b.multi)
+        raise ValueError(f"{na} and {nb} overlap in memory; an array that this update "
+                         f"writes must not share memory with any other argument")
     return 0
 
 
-cdef void _run(Arrays *a, int rule, const void *params) noexcept nogil:
+cdef void _run(Bufs *b, int rule, const void *params) noexcept nogil:
     cdef prm_job job
-    cdef Py_ssize_t n = a.n
     job.rule = rule
-    job.dtype = a.dtype
-    job.ntensors = 1
-    job.ptrs = a.ptrs
-    job.lens = &n
+    job.dtype = b.dtype
+    job.ntensors = b.ntensors
+    job.ptrs = b.ptrs
+    job.lens = b.lens
     job.params = params
     prm_run(&job)
 
@@ -209,11 +312,110 @@ cdef long long _step(object x) except -1:
 # the functional API
 # ---------------------------------------------------------------------------
 
+cdef int _ema_params(prm_ema_params *hp, beta) except -1:
+    hp.beta = _unit(beta, "beta")
+    hp.one_minus_beta = 1.0 - hp.beta
+    return 0
+
+
+cdef int _rmsprop_params(prm_rmsprop_params *hp, lr, alpha, eps, weight_decay, momentum,
+                         bint centered, bint eps_in_sqrt, bint maximize) except -1:
+    hp.lr = _nonneg(lr, "lr")
+    hp.alpha = _unit(alpha, "alpha")
+    hp.one_minus_alpha = 1.0 - hp.alpha
+    hp.eps = _nonneg(eps, "eps")
+    hp.weight_decay = _nonneg(weight_decay, "weight_decay")
+    hp.momentum = _nonneg(momentum, "momentum")
+    hp.flags = ((PRM_MAXIMIZE if maximize else 0)
+                | (PRM_WEIGHT_DECAY if hp.weight_decay != 0.0 else 0)
+                | (PRM_CENTERED if centered else 0)
+                | (PRM_MOMENTUM if hp.momentum > 0.0 else 0)
+                | (PRM_EPS_IN_SQRT if eps_in_sqrt else 0))
+    return 0
+
+
+cdef int _adam_params(prm_adam_params *hp, step, lr, beta1, beta2, eps, weight_decay,
+                      bint decoupled, bint amsgrad, bint maximize) except -1:
+    cdef long long t = _step(step)
+    cdef double lr_ = _nonneg(lr, "lr")
+    hp.beta1 = _unit(beta1, "beta1")
+    hp.beta2 = _unit(beta2, "beta2")
+    hp.eps = _nonneg(eps, "eps")
+    hp.weight_decay = _nonneg(weight_decay, "weight_decay")
+    hp.one_minus_beta1 = 1.0 - hp.beta1
+    hp.one_minus_beta2 = 1.0 - hp.beta2
+    # as torch computes them: Python floats, once per call
+    hp.step_size = lr_ / (1.0 - hp.beta1 ** <double>t)
+    hp.bc2_sqrt = (1.0 - hp.beta2 ** <double>t) ** 0.5
+    hp.decay = 1.0 - lr_ * hp.weight_decay
+    hp.flags = ((PRM_MAXIMIZE if maximize else 0)
+                | (PRM_WEIGHT_DECAY if hp.weight_decay != 0.0 else 0)
+                | (PRM_DECOUPLED if decoupled else 0)
+                | (PRM_AMSGRAD if amsgrad else 0))
+    return 0
+
+
+cdef int _sgd_params(prm_sgd_params *hp, lr, momentum, dampening, bint nesterov,
+                     weight_decay, bint maximize, bint first_step) except -1:
+    hp.lr = _nonneg(lr, "lr")
+    hp.momentum = _nonneg(momentum, "momentum")
+    cdef double damp = _real(dampening, "dampening")
+    if not (0.0 <= damp <= 1.0):
+        raise ValueError(f"dampening must be in [0, 1], got {damp!r}")
+    hp.one_minus_dampening = 1.0 - damp
+    hp.weight_decay = _nonneg(weight_decay, "weight_decay")
+    if nesterov and (hp.momentum <= 0.0 or damp != 0.0):
+        raise ValueError("nesterov=True needs momentum > 0 and dampening == 0")
+    hp.flags = ((PRM_MAXIMIZE if maximize else 0)
+                | (PRM_WEIGHT_DECAY if hp.weight_decay != 0.0 else 0)
+                | (PRM_NESTEROV if nesterov else 0)
+                | (PRM_MOMENTUM if hp.momentum > 0.0 else 0)
+                | (PRM_FIRST_STEP if first_step and hp.momentum > 0.0 else 0))
+    return 0
+
+
+cdef int _needs(bint needed, object state, str option, str name) except -1:
+    if needed and state is None:
+        raise ValueError(f"{option} needs {name} (an array of zeros to start)")
+    return 0
+
+
+# Argument names for error messages, by slot; the multi-tensor calls name the
+# lists ("params[3]").
 _EMA_NAMES = ("avg", "x")
 _RMSPROP_NAMES = ("param", "grad", "square_avg", "grad_avg", "momentum_buffer")
 _ADAM_NAMES = ("param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 _SGD_NAMES = ("param", "grad", "momentum_buffer")
 _TOUCH_NAMES = ("a0", "a1", "a2", "a3")
+_EMA_LISTS = ("avgs", "xs")
+_RMSPROP_LISTS = ("params", "grads", "square_avgs", "grad_avgs", "momentum_buffers")
+_ADAM_LISTS = ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs")
+_SGD_LISTS = ("params", "grads", "momentum_buffers")
+
+
+cdef int _take_lists(Bufs *b, tuple lists, tuple names, tuple written) except -1:
+    """Acquire every tensor of the given lists (None: slot unused) into b."""
+    cdef Py_ssize_t n = b.ntensors, t
+    cdef int k
+    for k in range(len(lists)):
+        seq = lists[k]
+        if seq is None:
+            continue
+        if not isinstance(seq, (list, tuple)):
+            raise TypeError(f"{names[k]} must be a list of arrays, got {type(seq).__name__}")
+        if len(seq) != n:
+            raise ValueError(f"{names[k]} has {len(seq)} arrays but {names[0]} has {n}")
+    for t in range(n):
+        for k in range(len(lists)):
+            if lists[k] is not None:
+                _take(b, t, k, lists[k][t], names, written[k])
+    return 0
+
+
+cdef _Multi _multi(object params):
+    if not isinstance(params, (list, tuple)):
+        raise TypeError(f"params must be a list of arrays, got {type(params).__name__}")
+    return _Multi(len(params))
 
 
 def ema_update(avg, x, *, beta):
@@ -240,18 +442,32 @@ def ema_update(avg, x, *, beta):
     anything is written.  Returns None.
     """
     cdef prm_ema_params hp
-    hp.beta = _unit(beta, "beta")
-    hp.one_minus_beta = 1.0 - hp.beta
-    cdef Arrays a
-    _init(&a)
+    _ema_params(&hp, beta)
+    cdef Single st
+    cdef Bufs b = _single(&st)
     try:
-        _take(&a, 0, avg, _EMA_NAMES, True)
-        _take(&a, 1, x, _EMA_NAMES, False)
-        _check_overlap(&a, _EMA_NAMES)
+        _take(&b, 0, 0, avg, _EMA_NAMES, True)
+        _take(&b, 0, 1, x, _EMA_NAMES, False)
+        _check_overlap(&b, _EMA_NAMES)
         with nogil:
-            _run(&a, PRM_EMA, &hp)
+            _run(&b, PRM_EMA, &hp)
     finally:
-        _release(&a)
+        _release(&b)
+
+
+def ema_update_multi(avgs, xs, *, beta):
+    """ema_update_multi(avgs, xs, *, beta)
+
+    :func:`ema_update` over lists of arrays (pairwise equal shapes, one dtype),
+    in one compiled call split across threads by total size.
+    """
+    cdef prm_ema_params hp
+    _ema_params(&hp, beta)
+    cdef _Multi m = _multi(avgs)
+    _take_lists(&m.b, (avgs, xs), _EMA_LISTS, (True, False))
+    _check_overlap(&m.b, _EMA_LISTS)
+    with nogil:
+        _run(&m.b, PRM_EMA, &hp)
 
 
 def rmsprop_update(param, grad, square_avg, *, lr=1e-2, alpha=0.99, eps=1e-8,
@@ -282,36 +498,51 @@ def rmsprop_update(param, grad, square_avg, *, lr=1e-2, alpha=0.99, eps=1e-8,
     C-contiguous; every argument is checked before anything is written.
     """
     cdef prm_rmsprop_params hp
-    hp.lr = _nonneg(lr, "lr")
-    hp.alpha = _unit(alpha, "alpha")
-    hp.one_minus_alpha = 1.0 - hp.alpha
-    hp.eps = _nonneg(eps, "eps")
-    hp.weight_decay = _nonneg(weight_decay, "weight_decay")
-    hp.momentum = _nonneg(momentum, "momentum")
-    hp.flags = ((PRM_MAXIMIZE if maximize else 0)
-                | (PRM_WEIGHT_DECAY if hp.weight_decay != 0.0 else 0)
-                | (PRM_CENTERED if centered else 0)
-                | (PRM_MOMENTUM if hp.momentum > 0.0 else 0)
-                | (PRM_EPS_IN_SQRT if eps_in_sqrt else 0))
-    if centered and grad_avg is None:
-        raise ValueError("centered=True needs grad_avg (an array of zeros to start)")
-    if hp.momentum > 0.0 and momentum_buffer is None:
-        raise ValueError("momentum > 0 needs momentum_buffer (an array of zeros to start)")
-    cdef Arrays a
-    _init(&a)
+    _rmsprop_params(&hp, lr, alpha, eps, weight_decay, momentum, centered, eps_in_sqrt,
+                    maximize)
+    cdef bint mom = hp.momentum > 0.0
+    _needs(centered, grad_avg, "centered=True", "grad_avg")
+    _needs(mom, momentum_buffer, "momentum > 0", "momentum_buffer")
+    cdef Single st
+    cdef Bufs b = _single(&st)
     try:
-        _take(&a, 0, param, _RMSPROP_NAMES, True)
-        _take(&a, 1, grad, _RMSPROP_NAMES, False)
-        _take(&a, 2, square_avg, _RMSPROP_NAMES, True)
+        _take(&b, 0, 0, param, _RMSPROP_NAMES, True)
+        _take(&b, 0, 1, grad, _RMSPROP_NAMES, False)
+        _take(&b, 0, 2, square_avg, _RMSPROP_NAMES, True)
         if centered:
-            _take(&a, 3, grad_avg, _RMSPROP_NAMES, True)
-        if hp.momentum > 0.0:
-            _take(&a, 4, momentum_buffer, _RMSPROP_NAMES, True)
-        _check_overlap(&a, _RMSPROP_NAMES)
+            _take(&b, 0, 3, grad_avg, _RMSPROP_NAMES, True)
+        if mom:
+            _take(&b, 0, 4, momentum_buffer, _RMSPROP_NAMES, True)
+        _check_overlap(&b, _RMSPROP_NAMES)
         with nogil:
-            _run(&a, PRM_RMSPROP, &hp)
+            _run(&b, PRM_RMSPROP, &hp)
     finally:
-        _release(&a)
+        _release(&b)
+
+
+def rmsprop_update_multi(params, grads, square_avgs, *, lr=1e-2, alpha=0.99, eps=1e-8,
+                         weight_decay=0.0, momentum=0.0, momentum_buffers=None,
+                         bint centered=False, grad_avgs=None, bint eps_in_sqrt=False,
+                         bint maximize=False):
+    """rmsprop_update_multi(params, grads, square_avgs, *, ..., momentum_buffers=None, grad_avgs=None, ...)
+
+    :func:`rmsprop_update` over lists of arrays (one dtype; each tensor's
+    arrays share its shape), in one compiled call split across threads by
+    total size.  Everything is checked before anything is written.
+    """
+    cdef prm_rmsprop_params hp
+    _rmsprop_params(&hp, lr, alpha, eps, weight_decay, momentum, centered, eps_in_sqrt,
+                    maximize)
+    cdef bint mom = hp.momentum > 0.0
+    _needs(centered, grad_avgs, "centered=True", "grad_avgs")
+    _needs(mom, momentum_buffers, "momentum > 0", "momentum_buffers")
+    cdef _Multi m = _multi(params)
+    _take_lists(&m.b, (params, grads, square_avgs, grad_avgs if centered else None,
+                       momentum_buffers if mom else None),
+                _RMSPROP_LISTS, (True, False, True, True, True))
+    _check_overlap(&m.b, _RMSPROP_LISTS)
+    with nogil:
+        _run(&m.b, PRM_RMSPROP, &hp)
 
 
 def adam_update(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9,
@@ -337,38 +568,47 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9,
     one shape and dtype (float32 or float64) and are C-contiguous; every
     argument is checked before anything is written.
     """
-    cdef long long t = _step(step)
     cdef prm_adam_params hp
-    cdef double lr_ = _nonneg(lr, "lr")
-    hp.beta1 = _unit(beta1, "beta1")
-    hp.beta2 = _unit(beta2, "beta2")
-    hp.eps = _nonneg(eps, "eps")
-    hp.weight_decay = _nonneg(weight_decay, "weight_decay")
-    hp.one_minus_beta1 = 1.0 - hp.beta1
-    hp.one_minus_beta2 = 1.0 - hp.beta2
-    hp.step_size = lr_ / (1.0 - hp.beta1 ** <double>t)
-    hp.bc2_sqrt = (1.0 - hp.beta2 ** <double>t) ** 0.5
-    hp.decay = 1.0 - lr_ * hp.weight_decay
-    hp.flags = ((PRM_MAXIMIZE if maximize else 0)
-                | (PRM_WEIGHT_DECAY if hp.weight_decay != 0.0 else 0)
-                | (PRM_DECOUPLED if decoupled_weight_decay else 0)
-                | (PRM_AMSGRAD if amsgrad else 0))
-    if amsgrad and max_exp_avg_sq is None:
-        raise ValueError("amsgrad=True needs max_exp_avg_sq (an array of zeros to start)")
-    cdef Arrays a
-    _init(&a)
+    _adam_params(&hp, step, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
+                 amsgrad, maximize)
+    _needs(amsgrad, max_exp_avg_sq, "amsgrad=True", "max_exp_avg_sq")
+    cdef Single st
+    cdef Bufs b = _single(&st)
     try:
-        _take(&a, 0, param, _ADAM_NAMES, True)
-        _take(&a, 1, grad, _ADAM_NAMES, False)
-        _take(&a, 2, exp_avg, _ADAM_NAMES, True)
-        _take(&a, 3, exp_avg_sq, _ADAM_NAMES, True)
+        _take(&b, 0, 0, param, _ADAM_NAMES, True)
+        _take(&b, 0, 1, grad, _ADAM_NAMES, False)
+        _take(&b, 0, 2, exp_avg, _ADAM_NAMES, True)
+        _take(&b, 0, 3, exp_avg_sq, _ADAM_NAMES, True)
         if amsgrad:
-            _take(&a, 4, max_exp_avg_sq, _ADAM_NAMES, True)
-        _check_overlap(&a, _ADAM_NAMES)
+            _take(&b, 0, 4, max_exp_avg_sq, _ADAM_NAMES, True)
+        _check_overlap(&b, _ADAM_NAMES)
         with nogil:
-            _run(&a, PRM_ADAM, &hp)
+            _run(&b, PRM_ADAM, &hp)
     finally:
-        _release(&a)
+        _release(&b)
+
+
+def adam_update_multi(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, beta1=0.9,
+                      beta2=0.999, eps=1e-8, weight_decay=0.0,
+                      bint decoupled_weight_decay=False, bint amsgrad=False,
+                      max_exp_avg_sqs=None, bint maximize=False):
+    """adam_update_multi(params, grads, exp_avgs, exp_avg_sqs, *, step, ..., max_exp_avg_sqs=None, ...)
+
+    :func:`adam_update` over lists of arrays (one dtype; each tensor's arrays
+    share its shape), in one compiled call split across threads by total size.
+    Everything is checked before anything is written.
+    """
+    cdef prm_adam_params hp
+    _adam_params(&hp, step, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
+                 amsgrad, maximize)
+    _needs(amsgrad, max_exp_avg_sqs, "amsgrad=True", "max_exp_avg_sqs")
+    cdef _Multi m = _multi(params)
+    _take_lists(&m.b, (params, grads, exp_avgs, exp_avg_sqs,
+                       max_exp_avg_sqs if amsgrad else None),
+                _ADAM_LISTS, (True, False, True, True, True))
+    _check_overlap(&m.b, _ADAM_LISTS)
+    with nogil:
+        _run(&m.b, PRM_ADAM, &hp)
 
 
 def sgd_update(param, grad, *, lr, momentum=0.0, momentum_buffer=None, dampening=0.0,
@@ -391,33 +631,67 @@ def sgd_update(param, grad, *, lr, momentum=0.0, momentum_buffer=None, dampening
     ``momentum > 0`` and ``dampening == 0``.
     """
     cdef prm_sgd_params hp
-    hp.lr = _nonneg(lr, "lr")
-    hp.momentum = _nonneg(momentum, "momentum")
-    cdef double damp = _real(dampening, "dampening")
-    if not (0.0 <= damp <= 1.0):
-        raise ValueError(f"dampening must be in [0, 1], got {damp!r}")
-    hp.one_minus_dampening = 1.0 - damp
-    hp.weight_decay = _nonneg(weight_decay, "weight_decay")
-    if nesterov and (hp.momentum <= 0.0 or damp != 0.0):
-        raise ValueError("nesterov=True needs momentum > 0 and dampening == 0")
-    hp.flags = ((PRM_MAXIMIZE if maximize else 0)
-                | (PRM_WEIGHT_DECAY if hp.weight_decay != 0.0 else 0)
-                | (PRM_NESTEROV if nesterov else 0)
-                | (PRM_MOMENTUM if hp.momentum > 0.0 else 0))
-    if hp.momentum > 0.0 and momentum_buffer is None:
-        raise ValueError("momentum > 0 needs momentum_buffer (an array of zeros to start)")
-    cdef Arrays a
-    _init(&a)
+    _sgd_params(&hp, lr, momentum, dampening, nesterov, weight_decay, maximize, False)
+    cdef bint mom = hp.momentum > 0.0
+    _needs(mom, momentum_buffer, "momentum > 0", "momentum_buffer")
+    cdef Single st
+    cdef Bufs b = _single(&st)
     try:
-        _take(&a, 0, param, _SGD_NAMES, True)
-        _take(&a, 1, grad, _SGD_NAMES, False)
-        if hp.momentum > 0.0:
-            _take(&a, 2, momentum_buffer, _SGD_NAMES, True)
-        _check_overlap(&a, _SGD_NAMES)
+        _take(&b, 0, 0, param, _SGD_NAMES, True)
+        _take(&b, 0, 1, grad, _SGD_NAMES, False)
+        if mom:
+            _take(&b, 0, 2, momentum_buffer, _SGD_NAMES, True)
+        _check_overlap(&b, _SGD_NAMES)
         with nogil:
-            _run(&a, PRM_SGD, &hp)
+            _run(&b, PRM_SGD, &hp)
     finally:
-        _release(&a)
+        _release(&b)
+
+
+def sgd_update_multi(params, grads, *, lr, momentum=0.0, momentum_buffers=None,
+                     dampening=0.0, bint nesterov=False, weight_decay=0.0,
+                     bint maximize=False, bint first_step=False):
+    """sgd_update_multi(params, grads, *, lr, momentum=0.0, momentum_buffers=None, dampening=0.0, nesterov=False, weight_decay=0.0, maximize=False, first_step=False)
+
+    :func:`sgd_update` over lists of arrays, in one compiled call split across
+    threads by total size.  ``first_step=True`` is torch's first momentum step:
+    ``momentum_buffer <- g`` (whatever the buffers held) instead of the
+    momentum update.
+    """
+    cdef prm_sgd_params hp
+    _sgd_params(&hp, lr, momentum, dampening, nesterov, weight_decay, maximize, first_step)
+    cdef bint mom = hp.momentum > 0.0
+    _needs(mom, momentum_buffers, "momentum > 0", "momentum_buffers")
+    cdef _Multi m = _multi(params)
+    _take_lists(&m.b, (params, grads, momentum_buffers if mom else None), _SGD_LISTS,
+                (True, False, True))
+    _check_overlap(&m.b, _SGD_LISTS)
+    with nogil:
+        _run(&m.b, PRM_SGD, &hp)
+
+
+def all_finite(arrays):
+    """all_finite(arrays) -> bool
+
+    True when no element of the float32/float64 arrays in the list is NaN or
+    +-Inf (the optimizers' ``skip_nonfinite`` check; one vectorized pass).
+    """
+    if not isinstance(arrays, (list, tuple)):
+        raise TypeError(f"arrays must be a list of arrays, got {type(arrays).__name__}")
+    cdef Single st
+    cdef Bufs b
+    cdef int bad = 0
+    for t in range(len(arrays)):
+        b = _single(&st)
+        try:
+            _take(&b, 0, 0, arrays[t], (f"arrays[{t}]",), False)
+            with nogil:
+                bad = prm_any_nonfinite(b.dtype, b.ptrs, b.lens, 1)
+        finally:
+            _release(&b)
+        if bad:
+            return False
+    return True
 
 
 def memory_only_update(a0, a1, a2=None, a3=None):
@@ -428,22 +702,22 @@ def memory_only_update(a0, a1, a2=None, a3=None):
     optimizer kernels.  With 2, 3 or 4 arrays it moves exactly the bytes of
     EMA, RMSprop/SGD-momentum and Adam respectively, with no other arithmetic.
     """
-    cdef Arrays a
-    _init(&a)
+    if a3 is not None and a2 is None:
+        raise ValueError("a3 needs a2")
+    cdef Single st
+    cdef Bufs b = _single(&st)
     try:
-        _take(&a, 0, a0, _TOUCH_NAMES, True)
-        _take(&a, 1, a1, _TOUCH_NAMES, False)
+        _take(&b, 0, 0, a0, _TOUCH_NAMES, True)
+        _take(&b, 0, 1, a1, _TOUCH_NAMES, False)
         if a2 is not None:
-            _take(&a, 2, a2, _TOUCH_NAMES, True)
+            _take(&b, 0, 2, a2, _TOUCH_NAMES, True)
         if a3 is not None:
-            if a2 is None:
-                raise ValueError("a3 needs a2")
-            _take(&a, 3, a3, _TOUCH_NAMES, True)
-        _check_overlap(&a, _TOUCH_NAMES)
+            _take(&b, 0, 3, a3, _TOUCH_NAMES, True)
+        _check_overlap(&b, _TOUCH_NAMES)
         with nogil:
-            _run(&a, PRM_TOUCH, NULL)
+            _run(&b, PRM_TOUCH, NULL)
     finally:
-        _release(&a)
+        _release(&b)
 
 
 # ---------------------------------------------------------------------------

@@ -4,8 +4,32 @@ Each function checks every argument (types, dtypes, shapes, contiguity,
 writability, memory overlap, hyperparameter ranges) before it writes anything,
 then runs one compiled, vectorized kernel with the GIL released.  The formulas
 are in each docstring and in ``shared/ALGORITHMS.md``.
+
+The ``*_multi`` variants take lists of arrays (like torch's ``foreach``
+functions) and update all of them in one compiled call, split across threads by
+total size; ``all_finite`` is the optimizers' NaN/Inf check.
 """
 
-from pyrmsprop._core import adam_update, ema_update, rmsprop_update, sgd_update
+from pyrmsprop._core import (
+    adam_update,
+    adam_update_multi,
+    all_finite,
+    ema_update,
+    ema_update_multi,
+    rmsprop_update,
+    rmsprop_update_multi,
+    sgd_update,
+    sgd_update_multi,
+)
 
-__all__ = ["adam_update", "ema_update", "rmsprop_update", "sgd_update"]
+__all__ = [
+    "adam_update",
+    "adam_update_multi",
+    "all_finite",
+    "ema_update",
+    "ema_update_multi",
+    "rmsprop_update",
+    "rmsprop_update_multi",
+    "sgd_update",
+    "sgd_update_multi",
+]

@@ -3,9 +3,14 @@
 #include "../pyrmsprop.h"
 #include "../prm_common.h"
 
+#include <stdint.h>
+#include <string.h>
+
 #define T float
 #define PRM_SFX f32
 #define SQRT sqrtf
+#define UT uint32_t
+#define EXP_MASK ((uint32_t)0x7f800000u)
 #include "ema.inc.c"
 #include "rmsprop.inc.c"
 #include "adam.inc.c"
@@ -13,10 +18,14 @@
 #undef T
 #undef PRM_SFX
 #undef SQRT
+#undef UT
+#undef EXP_MASK
 
 #define T double
 #define PRM_SFX f64
 #define SQRT sqrt
+#define UT uint64_t
+#define EXP_MASK ((uint64_t)0x7ff0000000000000ull)
 #include "ema.inc.c"
 #include "rmsprop.inc.c"
 #include "adam.inc.c"
@@ -24,3 +33,5 @@
 #undef T
 #undef PRM_SFX
 #undef SQRT
+#undef UT
+#undef EXP_MASK

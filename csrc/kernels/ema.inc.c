@@ -32,3 +32,16 @@ void PRM_FN(touch)(T *a0, const T *a1, T *a2, T *a3, ptrdiff_t n)
     else
         PRM_LOCAL(touch_loop)(a0, a1, a2, a3, n, 0, 0);
 }
+
+/* 1 if any element is NaN or +-Inf (all exponent bits set), else 0: the
+ * optimizers' skip-nonfinite check.  Integer test, no FP exceptions. f32: 4 B/elem */
+int PRM_FN(nonfinite)(const T *PRM_RESTRICT x, ptrdiff_t n)
+{
+    UT acc = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        UT u;
+        memcpy(&u, &x[i], sizeof u);   /* the bits, without breaking aliasing rules */
+        acc |= (UT)((u & EXP_MASK) == EXP_MASK);
+    }
+    return acc != 0;
+}
