@@ -20,8 +20,14 @@ from pyrmsprop._core import (
 )
 from pyrmsprop._version import __version__
 from pyrmsprop.functional import adam_update, ema_update, rmsprop_update, sgd_update
+from pyrmsprop.optim import EMA, SGD, Adam, AdamW, RMSprop
 
 __all__ = [
+    "EMA",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
     "__version__",
     "adam_update",
     "ema_update",

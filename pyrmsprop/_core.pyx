@@ -455,7 +455,7 @@ def ema_update(avg, x, *, beta):
         _release(&b)
 
 
-def ema_update_multi(avgs, xs, *, beta):
+def ema_update_multi(avgs, xs, *, beta, bint _validate_only=False):
     """ema_update_multi(avgs, xs, *, beta)
 
     :func:`ema_update` over lists of arrays (pairwise equal shapes, one dtype),
@@ -466,6 +466,8 @@ def ema_update_multi(avgs, xs, *, beta):
     cdef _Multi m = _multi(avgs)
     _take_lists(&m.b, (avgs, xs), _EMA_LISTS, (True, False))
     _check_overlap(&m.b, _EMA_LISTS)
+    if _validate_only:
+        return
     with nogil:
         _run(&m.b, PRM_EMA, &hp)
 
@@ -523,7 +525,7 @@ def rmsprop_update(param, grad, square_avg, *, lr=1e-2, alpha=0.99, eps=1e-8,
 def rmsprop_update_multi(params, grads, square_avgs, *, lr=1e-2, alpha=0.99, eps=1e-8,
                          weight_decay=0.0, momentum=0.0, momentum_buffers=None,
                          bint centered=False, grad_avgs=None, bint eps_in_sqrt=False,
-                         bint maximize=False):
+                         bint maximize=False, bint _validate_only=False):
     """rmsprop_update_multi(params, grads, square_avgs, *, ..., momentum_buffers=None, grad_avgs=None, ...)
 
     :func:`rmsprop_update` over lists of arrays (one dtype; each tensor's
@@ -534,13 +536,15 @@ def rmsprop_update_multi(params, grads, square_avgs, *, lr=1e-2, alpha=0.99, eps
     _rmsprop_params(&hp, lr, alpha, eps, weight_decay, momentum, centered, eps_in_sqrt,
                     maximize)
     cdef bint mom = hp.momentum > 0.0
-    _needs(centered, grad_avgs, "centered=True", "grad_avgs")
-    _needs(mom, momentum_buffers, "momentum > 0", "momentum_buffers")
+    _needs(centered and not _validate_only, grad_avgs, "centered=True", "grad_avgs")
+    _needs(mom and not _validate_only, momentum_buffers, "momentum > 0", "momentum_buffers")
     cdef _Multi m = _multi(params)
     _take_lists(&m.b, (params, grads, square_avgs, grad_avgs if centered else None,
                        momentum_buffers if mom else None),
                 _RMSPROP_LISTS, (True, False, True, True, True))
     _check_overlap(&m.b, _RMSPROP_LISTS)
+    if _validate_only:
+        return
     with nogil:
         _run(&m.b, PRM_RMSPROP, &hp)
 
@@ -591,7 +595,7 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9,
 def adam_update_multi(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, beta1=0.9,
                       beta2=0.999, eps=1e-8, weight_decay=0.0,
                       bint decoupled_weight_decay=False, bint amsgrad=False,
-                      max_exp_avg_sqs=None, bint maximize=False):
+                      max_exp_avg_sqs=None, bint maximize=False, bint _validate_only=False):
     """adam_update_multi(params, grads, exp_avgs, exp_avg_sqs, *, step, ..., max_exp_avg_sqs=None, ...)
 
     :func:`adam_update` over lists of arrays (one dtype; each tensor's arrays
@@ -601,12 +605,14 @@ def adam_update_multi(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, be
     cdef prm_adam_params hp
     _adam_params(&hp, step, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
                  amsgrad, maximize)
-    _needs(amsgrad, max_exp_avg_sqs, "amsgrad=True", "max_exp_avg_sqs")
+    _needs(amsgrad and not _validate_only, max_exp_avg_sqs, "amsgrad=True", "max_exp_avg_sqs")
     cdef _Multi m = _multi(params)
     _take_lists(&m.b, (params, grads, exp_avgs, exp_avg_sqs,
                        max_exp_avg_sqs if amsgrad else None),
                 _ADAM_LISTS, (True, False, True, True, True))
     _check_overlap(&m.b, _ADAM_LISTS)
+    if _validate_only:
+        return
     with nogil:
         _run(&m.b, PRM_ADAM, &hp)
 
@@ -650,7 +656,7 @@ def sgd_update(param, grad, *, lr, momentum=0.0, momentum_buffer=None, dampening
 
 def sgd_update_multi(params, grads, *, lr, momentum=0.0, momentum_buffers=None,
                      dampening=0.0, bint nesterov=False, weight_decay=0.0,
-                     bint maximize=False, bint first_step=False):
+                     bint maximize=False, bint first_step=False, bint _validate_only=False):
     """sgd_update_multi(params, grads, *, lr, momentum=0.0, momentum_buffers=None, dampening=0.0, nesterov=False, weight_decay=0.0, maximize=False, first_step=False)
 
     :func:`sgd_update` over lists of arrays, in one compiled call split across
@@ -661,11 +667,13 @@ def sgd_update_multi(params, grads, *, lr, momentum=0.0, momentum_buffers=None,
     cdef prm_sgd_params hp
     _sgd_params(&hp, lr, momentum, dampening, nesterov, weight_decay, maximize, first_step)
     cdef bint mom = hp.momentum > 0.0
-    _needs(mom, momentum_buffers, "momentum > 0", "momentum_buffers")
+    _needs(mom and not _validate_only, momentum_buffers, "momentum > 0", "momentum_buffers")
     cdef _Multi m = _multi(params)
     _take_lists(&m.b, (params, grads, momentum_buffers if mom else None), _SGD_LISTS,
                 (True, False, True))
     _check_overlap(&m.b, _SGD_LISTS)
+    if _validate_only:
+        return
     with nogil:
         _run(&m.b, PRM_SGD, &hp)
 

@@ -1,0 +1,528 @@
+"""Stateful optimizers over numpy arrays, with torch.optim's names and defaults.
+
+    opt = pyrmsprop.Adam(params, lr=1e-3)      # params: list of float arrays
+    for batch in data:
+        grads = compute_grads(params, batch)   # list of arrays, same shapes
+        opt.step(grads)                        # params updated in place
+
+Each ``step`` runs one compiled call per parameter group (per dtype), whatever
+the number of arrays, split across threads by total size.  ``lr`` may be a
+float or a schedule (a callable ``step -> lr``, see :mod:`pyrmsprop.schedules`).
+State arrays are allocated on a parameter's first step, as torch does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from pyrmsprop import _core
+
+__all__ = ["SGD", "Adam", "AdamW", "EMA", "Optimizer", "RMSprop"]
+
+_FORMAT = "pyrmsprop-state"
+_CALLABLE_LR = "<callable>"
+
+
+def _check_params(params: list, where: str) -> None:
+    """Every parameter a writable, C-contiguous float32/float64 ndarray, no two sharing memory."""
+    spans = []
+    for i, p in enumerate(params):
+        name = f"{where}[{i}]"
+        if not isinstance(p, np.ndarray):
+            raise TypeError(f"{name} must be a numpy array, got {type(p).__name__}")
+        if p.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{name} must have dtype float32 or float64, got {p.dtype}")
+        if not p.flags.c_contiguous:
+            raise ValueError(f"{name} is not C-contiguous; parameters are updated in place")
+        if not p.flags.writeable:
+            raise ValueError(f"{name} is read-only")
+        if p.size:
+            start = p.__array_interface__["data"][0]
+            spans.append((start, start + p.nbytes, i))
+    spans.sort()
+    for (_, end_a, a), (start_b, _, b) in zip(spans, spans[1:]):
+        if start_b < end_a:
+            raise ValueError(f"{where}[{a}] and {where}[{b}] share memory")
+
+
+def _atomic_savez(path: str | os.PathLike, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Write an .npz to ``path`` through a temporary file in the same folder and a
+    rename, so that a crash mid-save leaves the previous file intact."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".pyrmsprop-", suffix=".npz.tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _load_npz(path: str | os.PathLike, kind: str) -> tuple[dict, dict[str, np.ndarray]]:
+    with np.load(os.fspath(path), allow_pickle=False) as z:
+        if "__meta__" not in z.files:
+            raise ValueError(f"{os.fspath(path)!r} is not a pyrmsprop checkpoint")
+        meta = json.loads(str(z["__meta__"]))
+        arrays = {k: z[k] for k in z.files if k != "__meta__"}
+    if meta.get("format") != _FORMAT or meta.get("kind") != kind:
+        raise ValueError(
+            f"{os.fspath(path)!r} holds {meta.get('kind')!r} state, not {kind!r}")
+    return meta, arrays
+
+
+class Optimizer:
+    """Base class: parameter groups, per-parameter state, checkpoints.
+
+    Subclasses define ``_defaults`` (hyperparameter names and defaults, torch's),
+    ``_state_arrays(group)`` (the state array names a group needs) and
+    ``_update(group, batch, grads, step, lr)`` (one compiled call).
+    """
+
+    _defaults: dict[str, Any] = {}
+
+    def __init__(self, params: Iterable, defaults: dict[str, Any], *,
+                 skip_nonfinite: bool = False) -> None:
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: list[dict[str, Any]] = []
+        self.skip_nonfinite = bool(skip_nonfinite)
+        self.skipped_steps = 0
+        if isinstance(params, np.ndarray):
+            raise TypeError("params must be a list of arrays or of param-group dicts, "
+                            "not a single array")
+        groups = list(params)
+        if not groups:
+            raise ValueError("params is empty")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # ---- groups -----------------------------------------------------------------
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Check hyperparameters with the same code the kernels use: a call on no arrays."""
+        lr = group["lr"]
+        if callable(lr):
+            group = {**group, "lr": 0.0}
+        self._update(group, [], [], None, 1, group["lr"], first=False)
+
+    def add_param_group(self, group: dict[str, Any]) -> None:
+        """Add a dict with ``"params"`` (a list of arrays) and optional hyperparameters."""
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError("a param group must be a dict with a 'params' list")
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise ValueError(f"unknown hyperparameter(s) {sorted(unknown)} for "
+                             f"{type(self).__name__}; known: {sorted(self.defaults)}")
+        params = group["params"]
+        params = [params] if isinstance(params, np.ndarray) else list(params)
+        if not params:
+            raise ValueError("a param group needs at least one array")
+        new = {**self.defaults, **group, "params": params}
+        self._check_group(new)
+        existing = [p for g in self.param_groups for p in g["params"]]
+        _check_params(existing + params, "params")
+        self.param_groups.append(new)
+        self.state.extend({} for _ in params)
+
+    def _groups_with_index(self):
+        start = 0
+        for group in self.param_groups:
+            n = len(group["params"])
+            yield group, range(start, start + n)
+            start += n
+
+    # ---- stepping ---------------------------------------------------------------
+    def step(self, grads: list[np.ndarray]) -> bool:
+        """Apply one update with ``grads`` (one array per parameter, in order).
+
+        Returns False, changing nothing, when ``skip_nonfinite`` is set and a
+        gradient holds NaN or Inf (``skipped_steps`` counts those); else True.
+        Every argument is checked before any array is written.
+        """
+        grads = list(grads) if not isinstance(grads, list) else grads
+        total = len(self.state)
+        if len(grads) != total:
+            raise ValueError(f"grads has {len(grads)} arrays but the optimizer has "
+                             f"{total} parameters")
+        if self.skip_nonfinite and not _core.all_finite(grads):
+            self.skipped_steps += 1
+            return False
+        calls = []
+        fresh = False
+        for group, idx in self._groups_with_index():
+            batches: dict[tuple, list[int]] = {}
+            for i, p in zip(idx, group["params"]):
+                key = (p.dtype.char, self.state[i].get("step", 0), self._first(group, i))
+                batches.setdefault(key, []).append(i)
+                fresh = fresh or not self.state[i]
+            for (_, step, first), members in batches.items():
+                params = [group["params"][i - idx.start] for i in members]
+                calls.append((group, members, params, step + 1, first))
+        # Check every call before the first write (and before allocating state)
+        # unless the single call below checks everything itself.
+        if len(calls) > 1 or fresh:
+            for group, members, params, step, first in calls:
+                self._update(group, params, [grads[i] for i in members], None, step,
+                             self._lr(group, step), first)
+        for group, members, params, step, first in calls:
+            for i, p in zip(members, params):
+                if not self.state[i]:
+                    self._init_state(group, i, p)
+            self._update(group, params, [grads[i] for i in members],
+                         [self.state[i] for i in members], step, self._lr(group, step), first)
+            for i in members:
+                self.state[i]["step"] = step
+        return True
+
+    def _first(self, group: dict, i: int) -> bool:
+        return False
+
+    @staticmethod
+    def _lr(group: dict, step: int) -> float:
+        lr = group["lr"]
+        return lr(step) if callable(lr) else lr
+
+    def _param(self, i: int) -> np.ndarray:
+        for group, idx in self._groups_with_index():
+            if i in idx:
+                return group["params"][i - idx.start]
+        raise IndexError(i)
+
+    def _init_state(self, group, i, p) -> None:
+        st = self.state[i]
+        st["step"] = 0
+        for name in self._state_arrays(group):
+            st[name] = np.zeros_like(p)
+
+    def _state_arrays(self, group) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def _update(self, group, params, grads, states, step, lr, first) -> None:
+        """One compiled call; ``states`` is None to only check the arguments."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _lists(states, name, wanted=True):
+        return None if states is None or not wanted else [s[name] for s in states]
+
+    # ---- state ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """A deep copy of the state: ``{"state": {i: {...}}, "param_groups": [...]}``,
+        laid out like ``torch.optim``'s (parameters as indices)."""
+        groups = []
+        for group, idx in self._groups_with_index():
+            g = {k: v for k, v in group.items() if k != "params"}
+            g["params"] = list(idx)
+            groups.append(g)
+        state = {i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}
+                 for i, st in enumerate(self.state) if st}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a :meth:`state_dict`; it must match the parameters (count, shapes,
+        dtypes, keys).  On any mismatch a ``ValueError``/``TypeError`` is raised and
+        the optimizer is left unchanged.  A saved callable ``lr`` keeps this
+        optimizer's own schedule."""
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError("state_dict must be a dict with keys 'state' and 'param_groups'")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"state_dict has {len(saved_groups)} param groups, the "
+                             f"optimizer has {len(self.param_groups)}")
+        new_groups = []
+        for gi, ((group, idx), saved) in enumerate(zip(self._groups_with_index(), saved_groups)):
+            if list(saved.get("params", [])) != list(idx):
+                raise ValueError(f"param group {gi} of state_dict holds parameters "
+                                 f"{list(saved.get('params', []))}, expected {list(idx)}")
+            missing = set(self.defaults) - set(saved)
+            unknown = set(saved) - set(self.defaults) - {"params"}
+            if missing or unknown:
+                raise ValueError(f"param group {gi} of state_dict: missing {sorted(missing)}, "
+                                 f"unknown {sorted(unknown)}")
+            new = {**{k: v for k, v in saved.items() if k != "params"},
+                   "params": group["params"]}
+            if callable(new["lr"]) or new["lr"] == _CALLABLE_LR:
+                new["lr"] = group["lr"]
+            if isinstance(new.get("betas"), list):
+                new["betas"] = tuple(new["betas"])
+            self._check_group(new)
+            new_groups.append(new)
+        saved_state = state_dict["state"]
+        new_state: list[dict[str, Any]] = [{} for _ in self.state]
+        for key, st in saved_state.items():
+            i = int(key)
+            if not 0 <= i < len(self.state):
+                raise ValueError(f"state_dict has state for parameter {i}, the optimizer "
+                                 f"has {len(self.state)}")
+            group = next(g for g, idx in zip(new_groups, (r for _, r in
+                         self._groups_with_index())) if i in idx)
+            p = self._param(i)
+            expected = {"step", *self._state_arrays(group)}
+            if set(st) != expected:
+                raise ValueError(f"state of parameter {i} has keys {sorted(st)}, expected "
+                                 f"{sorted(expected)}")
+            step = st["step"]
+            if isinstance(step, bool) or int(step) != step or step < 0:
+                raise ValueError(f"state of parameter {i}: step must be an integer >= 0")
+            new_st = {"step": int(step)}
+            for name in self._state_arrays(group):
+                a = np.asarray(st[name])
+                if a.shape != p.shape or a.dtype != p.dtype:
+                    raise ValueError(f"state {name!r} of parameter {i} has shape {a.shape} "
+                                     f"and dtype {a.dtype}, the parameter {p.shape} {p.dtype}")
+                new_st[name] = np.array(a, order="C", copy=True)
+            new_state[i] = new_st
+        for group, new in zip(self.param_groups, new_groups):
+            group.clear()
+            group.update(new)
+        self.state = new_state
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the state to an ``.npz`` file atomically (temporary file + rename)."""
+        sd = self.state_dict()
+        groups = []
+        for g in sd["param_groups"]:
+            g = dict(g)
+            if callable(g["lr"]):
+                g["lr"] = _CALLABLE_LR
+            groups.append(g)
+        arrays = {}
+        state_meta = {}
+        for i, st in sd["state"].items():
+            state_meta[str(i)] = {"step": st["step"]}
+            for k, v in st.items():
+                if isinstance(v, np.ndarray):
+                    arrays[f"state.{i}.{k}"] = v
+        meta = {"format": _FORMAT, "kind": type(self).__name__, "param_groups": groups,
+                "state": state_meta}
+        _atomic_savez(path, meta, arrays)
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Load a file written by :meth:`save` (checked like :meth:`load_state_dict`)."""
+        meta, arrays = _load_npz(path, type(self).__name__)
+        state: dict[int, dict[str, Any]] = {}
+        for key, st in meta["state"].items():
+            state[int(key)] = {"step": st["step"]}
+        for name, a in arrays.items():
+            _, i, k = name.split(".", 2)
+            state.setdefault(int(i), {})[k] = a
+        self.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for gi, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {gi}")
+            for k in sorted(self.defaults):
+                lines.append(f"    {k}: {group[k]}")
+        return "\n".join(lines) + "\n)"
+
+
+class SGD(Optimizer):
+    """SGD with momentum, ``torch.optim.SGD``'s rule and defaults::
+
+        g <- -g (maximize);  g <- g + weight_decay * p
+        buf <- g on a parameter's first step, else momentum*buf + (1 - dampening)*g
+        g <- g + momentum*buf (nesterov) or buf;   p <- p - lr*g
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, *, maximize=False, skip_nonfinite=False):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize), skip_nonfinite=skip_nonfinite)
+
+    def _state_arrays(self, group):
+        return ("momentum_buffer",) if group["momentum"] > 0 else ()
+
+    def _first(self, group, i):
+        return group["momentum"] > 0 and "momentum_buffer" not in self.state[i]
+
+    def _update(self, group, params, grads, states, step, lr, first):
+        _core.sgd_update_multi(
+            params, grads, lr=lr, momentum=group["momentum"],
+            momentum_buffers=self._lists(states, "momentum_buffer", group["momentum"] > 0),
+            dampening=group["dampening"], nesterov=group["nesterov"],
+            weight_decay=group["weight_decay"], maximize=group["maximize"],
+            first_step=first, _validate_only=states is None)
+
+
+class RMSprop(Optimizer):
+    """RMSprop, ``torch.optim.RMSprop``'s rule and defaults (lr=1e-2, alpha=0.99,
+    eps=1e-8), plus ``eps_in_sqrt`` (Keras/optax: ``sqrt(s + eps)``)::
+
+        s <- alpha*s + (1 - alpha)*g*g;   d <- sqrt(s [- m*m]) + eps
+        p <- p - lr * g / d   (or through a momentum buffer)
+    """
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
+                 momentum=0.0, centered=False, *, maximize=False, eps_in_sqrt=False,
+                 skip_nonfinite=False):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered, maximize=maximize,
+                                      eps_in_sqrt=eps_in_sqrt), skip_nonfinite=skip_nonfinite)
+
+    def _state_arrays(self, group):
+        names = ("square_avg",)
+        if group["momentum"] > 0:
+            names += ("momentum_buffer",)
+        if group["centered"]:
+            names += ("grad_avg",)
+        return names
+
+    def _update(self, group, params, grads, states, step, lr, first):
+        _core.rmsprop_update_multi(
+            params, grads, self._lists(states, "square_avg"), lr=lr, alpha=group["alpha"],
+            eps=group["eps"], weight_decay=group["weight_decay"], momentum=group["momentum"],
+            momentum_buffers=self._lists(states, "momentum_buffer", group["momentum"] > 0),
+            centered=group["centered"],
+            grad_avgs=self._lists(states, "grad_avg", group["centered"]),
+            eps_in_sqrt=group["eps_in_sqrt"], maximize=group["maximize"],
+            _validate_only=states is None)
+
+
+class Adam(Optimizer):
+    """Adam, ``torch.optim.Adam``'s rule and defaults (lr=1e-3, betas=(0.9, 0.999),
+    eps=1e-8, L2 weight_decay)::
+
+        m <- lerp(m, g, 1 - beta1);  v <- beta2*v + (1 - beta2)*g*g
+        p <- p - lr/(1 - beta1**t) * m / (sqrt(v)/sqrt(1 - beta2**t) + eps)
+    """
+
+    _decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, *, maximize=False, skip_nonfinite=False):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize), skip_nonfinite=skip_nonfinite)
+
+    def _check_group(self, group):
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        super()._check_group(group)
+
+    def _state_arrays(self, group):
+        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+
+    def _update(self, group, params, grads, states, step, lr, first):
+        beta1, beta2 = group["betas"]
+        _core.adam_update_multi(
+            params, grads, self._lists(states, "exp_avg"), self._lists(states, "exp_avg_sq"),
+            step=step, lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"],
+            weight_decay=group["weight_decay"], decoupled_weight_decay=self._decoupled,
+            amsgrad=group["amsgrad"],
+            max_exp_avg_sqs=self._lists(states, "max_exp_avg_sq", group["amsgrad"]),
+            maximize=group["maximize"], _validate_only=states is None)
+
+
+class AdamW(Adam):
+    """AdamW: Adam with decoupled weight decay, ``p <- p * (1 - lr*weight_decay)``
+    before the Adam step; torch's defaults (weight_decay=1e-2)."""
+
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, maximize=False, skip_nonfinite=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, maximize=maximize, skip_nonfinite=skip_nonfinite)
+
+
+class EMA:
+    """Exponential moving average of weights (Polyak averaging)::
+
+        avg <- beta * avg + (1 - beta) * param        (avg starts at 0)
+        average() = avg / (1 - beta**t)               (bias_correction=True)
+
+    Call :meth:`update` after each optimizer step; :meth:`average` returns the
+    averages, :meth:`copy_to` writes them into arrays (e.g. for evaluation).
+    """
+
+    def __init__(self, params, beta: float = 0.999, bias_correction: bool = True) -> None:
+        params = list(params)
+        _check_params(params, "params")
+        _core.ema_update_multi([], [], beta=beta, _validate_only=True)  # checks beta
+        self.beta = float(beta)
+        self.bias_correction = bool(bias_correction)
+        self.averages = [np.zeros_like(p) for p in params]
+        self.num_updates = 0
+
+    def update(self, params) -> None:
+        """Fold the current values of ``params`` into the averages."""
+        _core.ema_update_multi(self.averages, list(params), beta=self.beta)
+        self.num_updates += 1
+
+    def _scale(self) -> float:
+        if not self.bias_correction or self.num_updates == 0:
+            return 1.0
+        return 1.0 / (1.0 - self.beta ** self.num_updates)
+
+    def average(self) -> list[np.ndarray]:
+        """The (bias-corrected) averages, as new arrays."""
+        s = self._scale()
+        return [(a * a.dtype.type(s)) if s != 1.0 else a.copy() for a in self.averages]
+
+    def copy_to(self, params) -> None:
+        """Write :meth:`average` into ``params`` (checked for shapes/dtypes first)."""
+        params = list(params)
+        if len(params) != len(self.averages):
+            raise ValueError(f"params has {len(params)} arrays, the EMA has "
+                             f"{len(self.averages)}")
+        for i, (p, a) in enumerate(zip(params, self.averages)):
+            if not isinstance(p, np.ndarray) or p.shape != a.shape or p.dtype != a.dtype:
+                raise ValueError(f"params[{i}] must be an array of shape {a.shape} and dtype "
+                                 f"{a.dtype}")
+            if not p.flags.writeable:
+                raise ValueError(f"params[{i}] is read-only")
+        for p, avg in zip(params, self.average()):
+            p[...] = avg
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"beta": self.beta, "bias_correction": self.bias_correction,
+                "num_updates": self.num_updates,
+                "averages": [a.copy() for a in self.averages]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        avgs = state_dict["averages"]
+        if len(avgs) != len(self.averages):
+            raise ValueError(f"state_dict has {len(avgs)} averages, the EMA has "
+                             f"{len(self.averages)}")
+        for i, (a, mine) in enumerate(zip(avgs, self.averages)):
+            a = np.asarray(a)
+            if a.shape != mine.shape or a.dtype != mine.dtype:
+                raise ValueError(f"averages[{i}] has shape {a.shape} and dtype {a.dtype}, "
+                                 f"expected {mine.shape} {mine.dtype}")
+        n = state_dict["num_updates"]
+        if isinstance(n, bool) or int(n) != n or n < 0:
+            raise ValueError("num_updates must be an integer >= 0")
+        _core.ema_update_multi([], [], beta=state_dict["beta"], _validate_only=True)
+        self.beta = float(state_dict["beta"])
+        self.bias_correction = bool(state_dict["bias_correction"])
+        self.num_updates = int(n)
+        self.averages = [np.array(a, order="C", copy=True) for a in avgs]
+
+    def save(self, path) -> None:
+        meta = {"format": _FORMAT, "kind": "EMA", "beta": self.beta,
+                "bias_correction": self.bias_correction, "num_updates": self.num_updates,
+                "count": len(self.averages)}
+        _atomic_savez(path, meta, {f"avg.{i}": a for i, a in enumerate(self.averages)})
+
+    def load(self, path) -> None:
+        meta, arrays = _load_npz(path, "EMA")
+        self.load_state_dict({"beta": meta["beta"], "bias_correction": meta["bias_correction"],
+                              "num_updates": meta["num_updates"],
+                              "averages": [arrays[f"avg.{i}"] for i in range(meta["count"])]})
