@@ -1,0 +1,249 @@
+"""``torch.optim`` drop-ins backed by pyrmsprop's kernels (imported on demand).
+
+    from pyrmsprop.torch import Adam
+    opt = Adam(model.parameters(), lr=1e-3)     # same signature as torch.optim.Adam
+
+``RMSprop``, ``Adam``, ``AdamW`` and ``SGD`` subclass ``torch.optim.Optimizer``
+with torch's constructor signatures, defaults, param groups and ``state`` keys
+('step', 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq', 'square_avg', 'grad_avg',
+'momentum_buffer'), so state dicts move both ways between these and
+``torch.optim``'s optimizers, and ``zero_grad``, closures, ``add_param_group``
+and ``torch.optim.lr_scheduler`` work as usual.  CPU tensors reach the kernels
+without copies (they share memory with numpy); each step is one compiled call
+per parameter group and dtype.  ``foreach``/``fused`` are accepted and ignored
+(every step is fused); ``capturable``/``differentiable`` are not supported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.optim import Optimizer as _TorchOptimizer
+
+from pyrmsprop import _core
+
+__all__ = ["SGD", "Adam", "AdamW", "RMSprop"]
+
+_DTYPES = (torch.float32, torch.float64)
+
+
+def _scalar(x: Any) -> Any:
+    return x.item() if isinstance(x, torch.Tensor) else x
+
+
+def _numpy(t: torch.Tensor):
+    return t.detach().numpy()
+
+
+class _Base(_TorchOptimizer):
+    _state_names: tuple[str, ...] = ()
+
+    def __init__(self, params, defaults: dict[str, Any]) -> None:
+        for flag in ("capturable", "differentiable"):
+            if defaults.get(flag):
+                raise ValueError(f"{flag}=True is not supported by pyrmsprop.torch")
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        gi = len(self.param_groups) - 1
+        for pi, p in enumerate(self.param_groups[-1]["params"]):
+            self._check_param(p, gi, pi)
+
+    @staticmethod
+    def _check_param(p: torch.Tensor, gi: int, pi: int) -> None:
+        name = f"param_groups[{gi}]['params'][{pi}]"
+        if p.device.type != "cpu":
+            raise ValueError(f"{name} is on {p.device}; pyrmsprop runs on the CPU only")
+        if p.layout != torch.strided:
+            raise ValueError(f"{name} has layout {p.layout}; only dense tensors are supported")
+        if p.dtype not in _DTYPES:
+            raise TypeError(f"{name} has dtype {p.dtype}; pyrmsprop supports float32 and "
+                            f"float64 (not complex, half or bfloat16)")
+        if not p.is_contiguous():
+            raise ValueError(f"{name} is not contiguous; it is updated in place")
+
+    def _init_state(self, group: dict, p: torch.Tensor) -> dict:
+        state = self.state[p]
+        if len(state) == 0:
+            # torch keeps 'step' as a 0-d tensor (float64 only under that default dtype)
+            dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+            state["step"] = torch.tensor(0.0, dtype=dtype)
+            for name in self._arrays(group):
+                state[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return state
+
+    def _arrays(self, group: dict) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def _collect(self) -> list[tuple]:
+        """Check every parameter with a gradient; group them by (group, dtype, step)."""
+        batches: dict[tuple, list] = {}
+        for gi, group in enumerate(self.param_groups):
+            for pi, p in enumerate(group["params"]):
+                g = p.grad
+                if g is None:
+                    continue
+                self._check_param(p, gi, pi)
+                name = f"param_groups[{gi}]['params'][{pi}]"
+                if g.is_sparse or g.layout != torch.strided:
+                    raise ValueError(f"the gradient of {name} is sparse; pyrmsprop needs "
+                                     f"dense gradients")
+                if g.device.type != "cpu" or g.dtype != p.dtype or g.shape != p.shape:
+                    raise ValueError(f"the gradient of {name} must be a CPU tensor of dtype "
+                                     f"{p.dtype} and shape {tuple(p.shape)}")
+                state = self.state.get(p, {})
+                step = int(_scalar(state["step"])) if "step" in state else 0
+                first = self._first(group, state)
+                batches.setdefault((gi, p.dtype, step, first), []).append(p)
+        return [(self.param_groups[gi], step, first, ps)
+                for (gi, _, step, first), ps in batches.items()]
+
+    def _first(self, group: dict, state: dict) -> bool:
+        return False
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Perform one optimization step (``closure`` re-evaluates the loss)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        batches = self._collect()
+        if len(batches) > 1:
+            for group, step, first, ps in batches:
+                self._update(group, [_numpy(p) for p in ps],
+                             [_numpy(p.grad.contiguous()) for p in ps], None, step + 1, first)
+        for group, step, first, ps in batches:
+            states = [self._init_state(group, p) for p in ps]
+            self._update(group, [_numpy(p) for p in ps],
+                         [_numpy(p.grad.contiguous()) for p in ps],
+                         [{k: (_numpy(v) if isinstance(v, torch.Tensor) and k != "step" else v)
+                           for k, v in st.items()} for st in states], step + 1, first)
+            for st in states:
+                if "step" in st:
+                    st["step"] += 1
+        return loss
+
+    @staticmethod
+    def _lists(states, name, wanted=True):
+        return None if states is None or not wanted else [s[name] for s in states]
+
+
+class SGD(_Base):
+    """``torch.optim.SGD`` on pyrmsprop's kernels (same signature and defaults)."""
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, *, maximize=False, foreach=None, differentiable=False,
+                 fused=None):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
+                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+                        foreach=foreach, differentiable=differentiable, fused=fused)
+        _core.sgd_update_multi([], [], lr=_scalar(lr), momentum=momentum, dampening=dampening,
+                               nesterov=nesterov, weight_decay=_scalar(weight_decay),
+                               _validate_only=True)
+        super().__init__(params, defaults)
+
+    def _arrays(self, group):
+        return ()
+
+    def _first(self, group, state):
+        return group["momentum"] != 0 and state.get("momentum_buffer") is None
+
+    def _init_state(self, group, p):
+        # torch's SGD keeps no 'step' and stores the buffer only with momentum
+        state = self.state[p]
+        if group["momentum"] != 0 and state.get("momentum_buffer") is None:
+            state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return state
+
+    def _update(self, group, params, grads, states, step, first):
+        mom = group["momentum"] != 0
+        _core.sgd_update_multi(
+            params, grads, lr=_scalar(group["lr"]), momentum=group["momentum"],
+            momentum_buffers=self._lists(states, "momentum_buffer", mom),
+            dampening=group["dampening"], nesterov=group["nesterov"],
+            weight_decay=_scalar(group["weight_decay"]), maximize=group["maximize"],
+            first_step=first, _validate_only=states is None)
+
+
+class RMSprop(_Base):
+    """``torch.optim.RMSprop`` on pyrmsprop's kernels (same signature and defaults),
+    plus ``eps_in_sqrt`` (Keras/optax convention, off by default)."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False, capturable=False, foreach=None, maximize=False,
+                 differentiable=False, *, eps_in_sqrt=False):
+        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                        momentum=momentum, centered=centered, capturable=capturable,
+                        foreach=foreach, maximize=maximize, differentiable=differentiable,
+                        eps_in_sqrt=eps_in_sqrt)
+        _core.rmsprop_update_multi([], [], None, lr=_scalar(lr), alpha=alpha, eps=eps,
+                                   weight_decay=weight_decay, momentum=momentum,
+                                   _validate_only=True)
+        super().__init__(params, defaults)
+
+    def _arrays(self, group):
+        names = ("square_avg",)
+        if group["momentum"] > 0:
+            names += ("momentum_buffer",)
+        if group["centered"]:
+            names += ("grad_avg",)
+        return names
+
+    def _update(self, group, params, grads, states, step, first):
+        _core.rmsprop_update_multi(
+            params, grads, self._lists(states, "square_avg"), lr=_scalar(group["lr"]),
+            alpha=group["alpha"], eps=group["eps"], weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            momentum_buffers=self._lists(states, "momentum_buffer", group["momentum"] > 0),
+            centered=group["centered"],
+            grad_avgs=self._lists(states, "grad_avg", group["centered"]),
+            eps_in_sqrt=group.get("eps_in_sqrt", False), maximize=group["maximize"],
+            _validate_only=states is None)
+
+
+class Adam(_Base):
+    """``torch.optim.Adam`` on pyrmsprop's kernels (same signature and defaults)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, *, foreach=None, maximize=False, capturable=False,
+                 differentiable=False, fused=None, decoupled_weight_decay=False):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                        amsgrad=amsgrad, foreach=foreach, maximize=maximize,
+                        capturable=capturable, differentiable=differentiable, fused=fused,
+                        decoupled_weight_decay=decoupled_weight_decay)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        _core.adam_update_multi([], [], None, None, step=1, lr=_scalar(lr),
+                                beta1=_scalar(betas[0]), beta2=_scalar(betas[1]), eps=eps,
+                                weight_decay=weight_decay, _validate_only=True)
+        super().__init__(params, defaults)
+
+    def _arrays(self, group):
+        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+
+    def _update(self, group, params, grads, states, step, first):
+        beta1, beta2 = group["betas"]
+        _core.adam_update_multi(
+            params, grads, self._lists(states, "exp_avg"), self._lists(states, "exp_avg_sq"),
+            step=step, lr=_scalar(group["lr"]), beta1=_scalar(beta1), beta2=_scalar(beta2),
+            eps=group["eps"], weight_decay=group["weight_decay"],
+            decoupled_weight_decay=group.get("decoupled_weight_decay", False),
+            amsgrad=group["amsgrad"],
+            max_exp_avg_sqs=self._lists(states, "max_exp_avg_sq", group["amsgrad"]),
+            maximize=group["maximize"], _validate_only=states is None)
+
+
+class AdamW(Adam):
+    """``torch.optim.AdamW`` on pyrmsprop's kernels: decoupled weight decay,
+    default weight_decay=1e-2."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, maximize=False, foreach=None, capturable=False,
+                 differentiable=False, fused=None):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, foreach=foreach, maximize=maximize,
+                         capturable=capturable, differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True)
