@@ -35,6 +35,7 @@ Examples
 """
 
 import bisect
+import itertools
 import math
 import numbers
 
@@ -227,7 +228,7 @@ class PiecewiseConstant(Schedule):
         except TypeError:
             raise TypeError("boundaries and values must be sequences") from None
         self.boundaries = tuple(_integer(b, "boundaries", low=1) for b in boundaries)
-        if any(a >= b for a, b in zip(self.boundaries, self.boundaries[1:])):
+        if any(a >= b for a, b in itertools.pairwise(self.boundaries)):
             raise ValueError(f"Invalid boundaries value: {boundaries!r} (must increase strictly)")
         if len(values) != len(self.boundaries) + 1:
             raise ValueError(f"values needs len(boundaries) + 1 = {len(self.boundaries) + 1} "

@@ -83,7 +83,8 @@ def test_repr_eq_pickle():
     assert repr(PiecewiseConstant([10], [1, 0.5])) == (
         "PiecewiseConstant(boundaries=(10,), values=(1.0, 0.5), steps_per_epoch=None)")
     assert repr(InverseSqrtDecay(1)) == "InverseSqrtDecay(lr0=1.0, k=1.0, steps_per_epoch=None)"
-    assert repr(ExponentialDecay(1, 0.9)) == "ExponentialDecay(lr0=1.0, rate=0.9, steps_per_epoch=None)"
+    assert repr(ExponentialDecay(1, 0.9)) == (
+        "ExponentialDecay(lr0=1.0, rate=0.9, steps_per_epoch=None)")
     clone = pickle.loads(pickle.dumps(s))
     assert clone == s and hash(clone) == hash(s) and clone(37) == s(37)
     assert InverseTimeDecay(0.1, 0.5) != InverseTimeDecay(0.1, 0.5, steps_per_epoch=2)

@@ -1,0 +1,58 @@
+"""Plumbing shared by the examples: command line, fast mode, optional matplotlib.
+
+Every example has ``main(argv=None) -> dict`` and the flags ``--fast`` (or the
+environment variable ``PYRMSPROP_EXAMPLES_FAST=1``: fewer steps, a coarser
+plot, for CI), ``--out PATH`` (the PNG; default under ``docs/images/``) and
+``--no-plot``.  matplotlib is optional: without it the numbers are still
+computed and printed, and the plot is skipped with a message.
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
+
+
+def fast_from_env():
+    return os.environ.get("PYRMSPROP_EXAMPLES_FAST", "").strip() not in ("", "0")
+
+
+def make_parser(description, png_name):
+    """An ArgumentParser with --fast, --out (default docs/images/<png_name>) and --no-plot."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--fast", action="store_true", default=fast_from_env(),
+                        help="shrink the run for CI (also PYRMSPROP_EXAMPLES_FAST=1)")
+    parser.add_argument("--out", type=Path, default=IMAGES / png_name,
+                        help=f"where to write the PNG (default: docs/images/{png_name})")
+    parser.add_argument("--no-plot", action="store_true", help="compute and print only")
+    return parser
+
+
+def new_figure(**kwargs):
+    """A matplotlib Figure (no pyplot, no GUI backend), or None if matplotlib is missing."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        print("matplotlib is not installed: plot skipped (pip install matplotlib)")
+        return None
+    return Figure(**kwargs)
+
+
+def save(fig, path, *, dpi):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    print(f"wrote {path}")
+    return path
+
+
+def print_table(rows, columns):
+    """Print a list of dicts as an aligned text table with the given columns."""
+    cells = [[str(c) for c in columns]]
+    for row in rows:
+        cells.append([f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c])
+                      for c in columns])
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    for r in cells:
+        print("  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)))
