@@ -9,7 +9,7 @@ Importing pyrmsprop never imports torch; ``pyrmsprop.torch`` does, on demand.
 
 import os as _os
 
-from pyrmsprop import _core
+from pyrmsprop import _core, schedules
 from pyrmsprop._config import show_config
 from pyrmsprop._core import (
     get_num_threads,
@@ -29,6 +29,7 @@ __all__ = [
     "AdamW",
     "RMSprop",
     "__version__",
+    "schedules",
     "adam_update",
     "ema_update",
     "get_num_threads",
