@@ -1,0 +1,203 @@
+"""The benchmark CLI: arguments, the tables, the JSON schema, the plot, torch
+absent.  Tiny sizes and repeat counts; no timing is asserted."""
+
+import json
+import math
+import sys
+
+import numpy as np
+import pytest
+
+import pyrmsprop
+from pyrmsprop import bench
+
+TINY = ["--quick", "--sizes", "1000,5000", "--repeat", "2", "--threads", "1"]
+
+
+def _run(capsys, argv):
+    rc = bench.main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _positive_numbers(rec, keys):
+    for key in keys:
+        assert isinstance(rec[key], (int, float)) and rec[key] > 0 and math.isfinite(rec[key]), \
+            (key, rec)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--sizes", "abc"], "not a size"),
+    (["--sizes", "0"], "whole number >= 1"),
+    (["--sizes", "1.5"], "whole number >= 1"),
+    (["--sizes", ","], "empty list"),
+    (["--threads", "0"], "thread count"),
+    (["--threads", "two"], "thread count"),
+    (["--simd", "sse9"], "sse9 not supported"),
+    (["--rules", "adam,adagrad"], "'adagrad' is not one of"),
+    (["--dtypes", "float16"], "not float32 or float64"),
+    (["--repeat", "0"], "integer >= 1"),
+    (["--sections", "kernels,graphs"], "'graphs' is not one of"),
+    (["--busy", "--threshold"], "not allowed with"),
+    (["--busy", "--threads", "1"], "give --threads 1,2"),
+    (["--no-such-flag"], "unrecognized arguments"),
+])
+def test_bad_arguments_exit_nonzero_with_a_message(capsys, argv, message):
+    rc, out, err = _run(capsys, argv)
+    assert rc == 2
+    assert message in err
+    assert out == ""
+
+
+def test_argument_parsing():
+    args = bench.parse_args(["--sizes", "1e6,64000,6.4e4,1000", "--threads", "1,N,1",
+                             "--rules", "ADAM,ema", "--dtypes", "f64", "--simd", "all"])
+    assert args.sizes == [1000, 64000, 1_000_000] and args.sizes_given
+    assert args.threads == [1, bench._all_threads()] or bench._all_threads() == 1
+    assert args.rules == ["adam", "ema"]
+    assert args.dtypes == [np.float64]
+    assert args.simd == pyrmsprop.simd_targets()
+    quick = bench.parse_args(["--quick"])
+    assert quick.sizes == [1000, 64000, 1_000_000] and quick.dtypes == [np.float32]
+    assert quick.rules == list(bench.RULES) and quick.sections == list(bench.SECTIONS)
+    full = bench.parse_args([])
+    assert full.sizes == list(bench.DEFAULT_SIZES) and len(full.dtypes) == 2
+    assert bench.parse_args(["--busy"]).rules == ["adam"]
+    assert bench.parse_args(["--threshold"]).sizes == list(bench.THRESHOLD_SIZES)
+    assert bench.parse_args(["--simd", "baseline"]).simd == ["baseline"]
+
+
+def test_help_documents_defaults(capsys):
+    rc, out, _ = _run(capsys, ["--help"])
+    assert rc == 0
+    for text in ("--quick", "--json", "--plot", "--busy", "--threshold", "1.6e7", "float64"):
+        assert text in out
+
+
+def test_sizes_format_and_parse_round_trip():
+    for n in (1, 16, 1000, 5000, 64_000, 1_000_000, 16_000_000, 64_000_000, 1234, 262_144):
+        assert bench._size(bench.fmt_size(n)) == n
+    assert bench.fmt_size(64_000) == "6.4e4"
+
+
+def test_parameter_list_shapes():
+    resnet = bench.resnet18_shapes()
+    assert len(resnet) == 62 and sum(math.prod(s) for s in resnet) == 11_689_512
+    gpt = bench.transformer_shapes()
+    assert len(gpt) == 148 and sum(math.prod(s) for s in gpt) == 42_286_080
+
+
+def test_numpy_anchors_compute_the_same_update():
+    # the self-check the CLI prints: every rule, dtype and SIMD target against
+    # the update written by hand with numpy ufuncs
+    assert bench.self_check([np.float32, np.float64]) == []
+    # and the memory-only kernel moves the bytes it claims to: a0 += a1 etc.
+    a = [np.full(100, k, np.float32) for k in range(4)]
+    bench._limit(a)()
+    assert [float(x[0]) for x in a] == [1.0, 1.0, 3.0, 4.0]
+
+
+def test_tiny_run_prints_tables_and_writes_json(capsys, tmp_path):
+    path = tmp_path / "bench.json"
+    rc, out, _ = _run(capsys, TINY + ["--dtypes", "f32,f64", "--lists", "resnet18",
+                                      "--json", str(path)])
+    assert rc == 0
+    for text in ("# pyrmsprop", "cpu ", "simd ", "check     ok", "### float32, 1 thread",
+                 "### float64, 1 thread", "| rule", "| Adam", "| SGD-momentum", "% limit",
+                 "### Per call", "| adam_update", "| resnet18 |", "pyrmsprop.Adam"):
+        assert text in out, text
+    doc = json.loads(path.read_text())
+    assert doc["schema"] == bench.SCHEMA
+    head = doc["header"]
+    for key in ("pyrmsprop", "python", "platform", "cpu", "cpus", "loadavg", "simd_in_use",
+                "simd_available", "simd_compiled", "threads", "thread_mode",
+                "thread_threshold", "numpy", "torch", "argv"):
+        assert key in head
+    assert head["pyrmsprop"] == pyrmsprop.__version__
+    torch = head["torch"] is not None
+    impls = {"pyrmsprop", "limit", "numpy"} | ({"torch", "torch_foreach"} if torch else set())
+    recs = doc["records"]
+    for rule in bench.RULES:
+        for dtype in ("float32", "float64"):
+            for size in (1000, 5000):
+                got = {r["impl"] for r in recs
+                       if (r["rule"], r["dtype"], r["size"]) == (rule, dtype, size)}
+                assert impls <= got, (rule, dtype, size, got)
+                assert ("torch_fused" in got) == (torch and rule in ("adam", "sgd"))
+    for r in recs:
+        assert r["threads"] == 1 and r["repeats"] == 2
+        assert (r["simd"] is None) == (r["impl"] not in ("pyrmsprop", "limit"))
+        ratios = [k for k in r if k.startswith("ratio_vs_")]
+        assert "ratio_vs_limit" in ratios or r["impl"] == "limit"
+        assert r["bytes_per_elem"] == bench.BYTES_F32[r["rule"]] * (2 if r["dtype"] ==
+                                                                     "float64" else 1)
+        _positive_numbers(r, ["median_ns_per_elem", "min_ns_per_elem", "gbps",
+                              "pct_of_limit", *ratios])
+        assert r["min_ns_per_elem"] <= r["median_ns_per_elem"]
+        assert r["gbps"] == pytest.approx(r["bytes_per_elem"] / r["median_ns_per_elem"])
+    ours = next(r for r in recs if r["impl"] == "pyrmsprop")
+    assert ours["pct_of_limit"] == pytest.approx(100 * ours["ratio_vs_limit"])
+    calls = doc["per_call"]
+    assert {r["size"] for r in calls} == set(bench.PER_CALL_SIZES)
+    assert {r["impl"] for r in calls} >= {f"{rule}_update" for rule in bench.RULES}
+    for r in calls:
+        _positive_numbers(r, ["median_us", "min_us"])
+    lists = doc["lists"]
+    assert {r["impl"] for r in lists} >= {"pyrmsprop.Adam", "flat array", "adam_update loop"}
+    for r in lists:
+        assert (r["list"], r["tensors"], r["elements"]) == ("resnet18", 62, 11_689_512)
+        _positive_numbers(r, ["median_ms", "min_ms"] + [k for k in r if k.startswith("ratio")])
+
+
+def test_plot_writes_a_png(capsys, tmp_path):
+    pytest.importorskip("matplotlib", reason="--plot needs matplotlib")
+    png = tmp_path / "bench.png"
+    rc, out, _ = _run(capsys, TINY + ["--sections", "kernels", "--rules", "ema,adam",
+                                      "--dtypes", "float32", "--no-torch", "--plot", str(png)])
+    assert rc == 0 and f"Plot written to {png}" in out
+    data = png.read_bytes()
+    assert len(data) > 10_000 and data.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_plot_without_matplotlib_is_a_clear_error(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    rc, _, err = _run(capsys, ["--plot", str(tmp_path / "x.png")])
+    assert rc == 2 and "--plot needs matplotlib" in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_runs_without_torch(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "torch", None)     # `import torch` raises ImportError
+    path = tmp_path / "bench.json"
+    rc, out, _ = _run(capsys, TINY + ["--dtypes", "float32", "--lists", "resnet18",
+                                      "--json", str(path)])
+    assert rc == 0
+    assert "torch anchors omitted" in out and "torch_fused" not in out
+    doc = json.loads(path.read_text())
+    assert doc["header"]["torch"] is None
+    assert {r["impl"] for r in doc["records"]} == {"pyrmsprop", "limit", "numpy"}
+    assert not any(r["impl"].startswith("torch") for r in doc["per_call"] + doc["lists"])
+
+
+def test_threshold_and_busy_experiments(capsys, tmp_path):
+    path = tmp_path / "t.json"
+    rc, out, _ = _run(capsys, ["--threshold", "--sizes", "4096,131072", "--rules", "ema",
+                               "--repeat", "1", "--threads", "1,2", "--json", str(path)])
+    assert rc == 0 and "Crossover" in out
+    doc = json.loads(path.read_text())
+    assert set(doc["crossover"]) == {"ema/float32"}
+    assert {(r["size"], r["threads"]) for r in doc["threshold"]} == {
+        (4096, 1), (4096, 2), (131072, 1), (131072, 2)}
+    for r in doc["threshold"]:
+        _positive_numbers(r, ["median_ns_per_elem", "ratio_vs_1_thread"])
+    # the threshold is restored after the experiment
+    assert bench._core.get_thread_threshold() == doc["header"]["thread_threshold"]
+
+    rc, out, _ = _run(capsys, ["--busy", "--sizes", "1000", "--repeat", "1", "--threads",
+                               "1,2", "--sections", "kernels", "--no-torch", "--json", str(path)])
+    assert rc == 0 and "busy-loop process" in out
+    busy = json.loads(path.read_text())["busy"]
+    assert {(r["phase"], r["threads"]) for r in busy} == {
+        ("idle", 1), ("idle", 2), ("busy", 1), ("busy", 2)}
+    for r in busy:
+        _positive_numbers(r, ["median_ns_per_elem", "ratio_vs_1_thread"])
