@@ -268,10 +268,11 @@ cdef double _real(object x, str name) except? -1.0:
     cdef double v
     if type(x) is float:
         v = <double>x
-    elif type(x) is int:
-        v = <double>x
-    elif isinstance(x, numbers.Real) and not isinstance(x, bool):
-        v = float(x)
+    elif (type(x) is int or isinstance(x, numbers.Real)) and not isinstance(x, bool):
+        try:
+            v = float(x)
+        except OverflowError:
+            raise ValueError(f"{name} must be finite, got {x!r}") from None
     else:
         raise TypeError(f"{name} must be a real number, got {type(x).__name__}")
     if not isfinite(v):
