@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -49,6 +50,16 @@ def _check_params(params: list, where: str) -> None:
     for (_, end_a, a), (start_b, _, b) in zip(spans, spans[1:]):
         if start_b < end_a:
             raise ValueError(f"{where}[{a}] and {where}[{b}] share memory")
+
+
+def _renamed(exc: Exception, members, names: dict[str, str] | None = None) -> Exception:
+    """``exc`` again, with each ``list[k]`` of its message (k: an index into one
+    compiled call's lists) turned into ``list[members[k]]``, the optimizer's own
+    parameter number, and lists renamed by ``names``."""
+    def sub(m: re.Match) -> str:
+        name = (names or {}).get(m[1], m[1])
+        return name if m[2] is None else f"{name}[{members[int(m[2])]}]"
+    return type(exc)(re.sub(r"\b(\w+)(?:\[(\d+)\])?", sub, str(exc)))
 
 
 def _atomic_savez(path: str | os.PathLike, meta: dict, arrays: dict[str, np.ndarray]) -> None:
@@ -158,9 +169,6 @@ class Optimizer:
         if len(grads) != total:
             raise ValueError(f"grads has {len(grads)} arrays but the optimizer has "
                              f"{total} parameters")
-        if self.skip_nonfinite and not _core.all_finite(grads):
-            self.skipped_steps += 1
-            return False
         calls = []
         fresh = False
         for group, idx in self._groups_with_index():
@@ -171,22 +179,33 @@ class Optimizer:
                 fresh = fresh or not self.state[i]
             for (_, step, first), members in batches.items():
                 params = [group["params"][i - idx.start] for i in members]
-                calls.append((group, members, params, step + 1, first))
-        # Check every call before the first write (and before allocating state)
-        # unless the single call below checks everything itself.
-        if len(calls) > 1 or fresh:
-            for group, members, params, step, first in calls:
-                self._update(group, params, [grads[i] for i in members], None, step,
-                             self._lr(group, step), first)
-        for group, members, params, step, first in calls:
+                calls.append((group, members, params, step + 1, first,
+                              self._lr(group, step + 1)))
+        # Check every call before the first write (and before allocating state, or
+        # looking for NaN) unless the single call below checks everything itself.
+        if len(calls) > 1 or fresh or self.skip_nonfinite:
+            for group, members, params, step, first, lr in calls:
+                self._call(group, members, params, grads, None, step, lr, first)
+        if self.skip_nonfinite and not _core.all_finite(grads):
+            self.skipped_steps += 1
+            return False
+        for group, members, params, step, first, lr in calls:
             for i, p in zip(members, params):
                 if not self.state[i]:
                     self._init_state(group, i, p)
-            self._update(group, params, [grads[i] for i in members],
-                         [self.state[i] for i in members], step, self._lr(group, step), first)
+            self._call(group, members, params, grads, [self.state[i] for i in members],
+                       step, lr, first)
             for i in members:
                 self.state[i]["step"] = step
         return True
+
+    def _call(self, group, members, params, grads, states, step, lr, first) -> None:
+        """:meth:`_update` on the parameters numbered ``members``; errors name them
+        by those numbers ("grads[3]"), not by their place in this call."""
+        try:
+            self._update(group, params, [grads[i] for i in members], states, step, lr, first)
+        except (TypeError, ValueError) as exc:
+            raise _renamed(exc, members) from None
 
     def _first(self, group: dict, i: int) -> bool:
         return False
@@ -406,7 +425,8 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, *, maximize=False, skip_nonfinite=False):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+        betas = tuple(betas) if isinstance(betas, (tuple, list)) else betas
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize), skip_nonfinite=skip_nonfinite)
 
@@ -463,7 +483,11 @@ class EMA:
 
     def update(self, params) -> None:
         """Fold the current values of ``params`` into the averages."""
-        _core.ema_update_multi(self.averages, list(params), beta=self.beta)
+        try:
+            _core.ema_update_multi(self.averages, list(params), beta=self.beta)
+        except (TypeError, ValueError) as exc:
+            raise _renamed(exc, range(len(self.averages)),
+                           {"xs": "params", "avgs": "averages"}) from None
         self.num_updates += 1
 
     def _scale(self) -> float:
@@ -497,6 +521,9 @@ class EMA:
                 "averages": [a.copy() for a in self.averages]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        keys = {"beta", "bias_correction", "num_updates", "averages"}
+        if not isinstance(state_dict, dict) or set(state_dict) != keys:
+            raise ValueError(f"state_dict must be a dict with keys {sorted(keys)}")
         avgs = state_dict["averages"]
         if len(avgs) != len(self.averages):
             raise ValueError(f"state_dict has {len(avgs)} averages, the EMA has "
