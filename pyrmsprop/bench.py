@@ -47,7 +47,8 @@ reported.  Two experiments replace the sections:
 JSON (``--json PATH``), schema ``pyrmsprop.bench/1``::
 
     {"schema": "pyrmsprop.bench/1",
-     "header": {"pyrmsprop", "python", "platform", "cpu", "cpus", "loadavg", "simd_in_use",
+     "header": {"pyrmsprop", "python", "platform", "cpu", "cpus", "loadavg" (1, 5, 15 min
+                at the start; "loadavg_end" at the end), "simd_in_use",
                 "simd_available", "simd_compiled", "threads", "thread_mode",
                 "thread_threshold", "numpy", "torch" (null if absent), "argv"},
      "records":   [{"rule", "dtype", "size", "impl", "threads", "simd" (null for
@@ -57,7 +58,7 @@ JSON (``--json PATH``), schema ``pyrmsprop.bench/1``::
      "per_call":  [{"impl", "rule", "dtype", "size", "threads", "median_us", "min_us"}],
      "lists":     [{"list", "tensors", "elements", "dtype", "impl", "threads",
                     "median_ms", "min_ms", "ratio_vs_<other impl>", ...}],
-     "busy":      [{"phase": "idle"|"busy", "case", "size", "impl", "threads",
+     "busy":      [{"phase": "idle"|"busy", "case", "size", "split", "impl", "threads",
                     "median_ns_per_elem", "ratio_vs_1_thread"}],
      "threshold": [{"rule", "dtype", "size", "threads", "median_ns_per_elem",
                     "ratio_vs_1_thread"}],
@@ -630,11 +631,13 @@ def run_busy(args, out: dict) -> None:
                 if fused is not None:
                     impls += [Impl("torch_fused", fused, threads=t) for t in (1, n_hi)]
                 measure(impls, args.budget)
-                row = [phase, case]
+                split = n >= _core.get_thread_threshold()
+                row = [phase, case, "yes" if split else "no"]
                 for one, many in zip(impls[::2], impls[1::2]):
                     for im in (one, many):
                         out["busy"].append({
-                            "phase": phase, "case": case, "size": n, "impl": im.name,
+                            "phase": phase, "case": case, "size": n, "split": split,
+                            "impl": im.name,
                             "threads": im.threads, "median_ns_per_elem": im.median * 1e9 / n,
                             "ratio_vs_1_thread": im.median / one.median})
                     row += [fmt_num(one.median * 1e9 / n), fmt_num(many.median * 1e9 / n),
@@ -648,10 +651,13 @@ def run_busy(args, out: dict) -> None:
     pin = f"pinned to CPU {cpus[-1]}" if len(cpus) >= 2 else "not pinned (one CPU)"
     print(f"\n### 1 vs {n_hi} threads, float32 Adam: ns/element (median); busy = a "
           f"busy-loop process {pin}\n")
-    heads = ["phase", "case", "pyrmsprop 1T", f"{n_hi}T", f"{n_hi}T/1T"]
+    heads = ["phase", "case", "split", "pyrmsprop 1T", f"{n_hi}T", f"{n_hi}T/1T"]
     if _TORCH is not None:
         heads += ["torch fused 1T", f"{n_hi}T", f"{n_hi}T/1T"]
-    print(table(heads, [r + ["-"] * (len(heads) - len(r)) for r in rows], left=2))
+    print(table(heads, [r + ["-"] * (len(heads) - len(r)) for r in rows], left=3))
+    print(f"\nsplit: pyrmsprop splits calls of at least {_core.get_thread_threshold()} "
+          f"elements; below that 1T and {n_hi}T run the same serial code, so their ratio "
+          f"shows the noise.")
 
 
 def run_threshold(args, out: dict) -> None:
@@ -726,8 +732,12 @@ def plot(path: str, records: list[dict]) -> None:
         ax.set_xlabel("elements")
         ax.set_ylabel("GB/s (bytes the update must move)")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
+    legend = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="center right", fontsize=7)
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -966,6 +976,10 @@ def main(argv=None) -> int:
         pyrmsprop.set_num_threads(saved[1])
         if _TORCH is not None:
             _TORCH.set_num_threads(saved[2])
+    if hasattr(os, "getloadavg"):
+        out["header"]["loadavg_end"] = list(os.getloadavg())
+        print(f"\nLoad average at the end: {out['header']['loadavg_end'][0]:.2f} "
+              f"(other processes share these {out['header']['cpus']} CPUs)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
