@@ -1,0 +1,143 @@
+"""Threads: the GIL is released during updates, concurrent calls from Python threads
+are independent, and the pool survives fork."""
+
+import os
+import signal
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import pyrmsprop
+from pyrmsprop import _core
+
+
+def adam_steps(arrays, steps, start=1):
+    p, g, m, v = arrays
+    for t in range(start, start + steps):
+        pyrmsprop.adam_update(p, g, m, v, step=t, lr=1e-2, weight_decay=0.1)
+
+
+def same(arrays, others):
+    return all(a.tobytes() == b.tobytes() for a, b in zip(arrays, others, strict=True))
+
+
+def make_adam(n, seed):
+    rng = np.random.default_rng(seed)
+    p, g = rng.standard_normal((2, n), dtype=np.float32)
+    return [p, g, np.zeros(n, np.float32), np.zeros(n, np.float32)]
+
+
+def test_gil_released_during_update():
+    """A Python thread keeps running (its iterations are timestamped) while the main
+    thread is inside one long single-threaded update.  With the GIL held it could run
+    at most at the edges of the call, never in its middle half (a GIL-holding C call,
+    sorted() of a long list, gives no timestamp there; adam on 3e7 elements ~100)."""
+    pyrmsprop.set_num_threads(1)
+    arrays = [np.full(30_000_000, 0.5, np.float32) for _ in range(4)]
+    stamps = []
+    stop = threading.Event()
+
+    def spin():  # a timestamp every 0.1 ms or so while it runs
+        last = 0.0
+        while not stop.is_set():
+            now = time.perf_counter()
+            if now - last > 1e-4:
+                stamps.append(now)
+                last = now
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:
+        for attempt in range(3):  # a shared machine may not schedule the thread at once
+            t0 = time.perf_counter()
+            adam_steps(arrays, 1, start=attempt + 1)
+            t1 = time.perf_counter()
+            lo, hi = t0 + 0.25 * (t1 - t0), t0 + 0.75 * (t1 - t0)
+            inside = sum(lo <= s <= hi for s in stamps)
+            if inside > 0:
+                break
+    finally:
+        stop.set()
+        worker.join()
+    assert inside > 0, "no Python thread ran during the update: the GIL was not released"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_concurrent_calls_match_serial(threads):
+    """Several Python threads update their own arrays at once (sizes around the
+    thread split, so calls contend for the pool): the results equal serial runs."""
+    pyrmsprop.set_num_threads(threads)
+    _core.set_thread_threshold(0)
+    sizes = [1, 1000, 3 * _core.chunk_elements() + 5, 200_003, 65, 4 * _core.chunk_elements()]
+    serial = [make_adam(n, seed) for seed, n in enumerate(sizes)]
+    concurrent = [[a.copy() for a in arrays] for arrays in serial]
+    for arrays in serial:
+        adam_steps(arrays, 20)
+    with ThreadPoolExecutor(len(sizes)) as pool:
+        list(pool.map(lambda arrays: adam_steps(arrays, 20), concurrent))
+    for a, b in zip(serial, concurrent, strict=True):
+        assert same(a, b)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is not available here")
+def test_threaded_update_after_fork():
+    """The parent starts the pool; a forked child (where the workers do not exist)
+    runs a threaded update without hanging, to the same result, and (where
+    /proc/self/task shows it) with a worker thread started afresh."""
+    pyrmsprop.set_num_threads(2)
+    _core.set_thread_threshold(0)
+    n = 8 * _core.chunk_elements() + 3
+    arrays = make_adam(n, 1)
+    adam_steps([a.copy() for a in arrays], 3)  # the parent's pool is up and used
+    expected = [a.copy() for a in arrays]
+    adam_steps(expected, 5)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 3
+        try:
+            signal.alarm(60)
+            tasks = "/proc/self/task"
+            before = len(os.listdir(tasks)) if os.path.isdir(tasks) else None
+            adam_steps(arrays, 5)
+            code = 0 if same(arrays, expected) else 1
+            if code == 0 and before is not None and len(os.listdir(tasks)) <= before:
+                code = 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 90
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung in a threaded update")
+        time.sleep(0.05)
+    assert os.WIFEXITED(status), f"child died: status {status}"
+    assert os.WEXITSTATUS(status) != 1, "the child's threaded update gave different results"
+    assert os.WEXITSTATUS(status) != 2, "the child started no worker thread"
+    assert os.WEXITSTATUS(status) == 0, f"the child failed (exit status {os.WEXITSTATUS(status)})"
+    # and the parent's pool still works
+    adam_steps(arrays, 5)
+    assert same(arrays, expected)
+
+
+def test_update_while_workers_busy(n_threads):
+    """Updates issued back to back, each split into many chunks, give the same
+    bytes as one thread (a late worker must never apply a stale job)."""
+    _core.set_thread_threshold(0)
+    n = 5 * _core.chunk_elements() + 7
+    ref = make_adam(n, 2)
+    arrays = [a.copy() for a in ref]
+    adam_steps(arrays, 50)
+    pyrmsprop.set_num_threads(1)
+    adam_steps(ref, 50)
+    assert same(ref, arrays)
