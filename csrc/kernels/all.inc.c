@@ -11,6 +11,7 @@
 #define SQRT sqrtf
 #define UT uint32_t
 #define EXP_MASK ((uint32_t)0x7f800000u)
+#define EXP_LSB ((uint32_t)0x00800000u)
 #include "ema.inc.c"
 #include "rmsprop.inc.c"
 #include "adam.inc.c"
@@ -20,12 +21,14 @@
 #undef SQRT
 #undef UT
 #undef EXP_MASK
+#undef EXP_LSB
 
 #define T double
 #define PRM_SFX f64
 #define SQRT sqrt
 #define UT uint64_t
 #define EXP_MASK ((uint64_t)0x7ff0000000000000ull)
+#define EXP_LSB ((uint64_t)0x0010000000000000ull)
 #include "ema.inc.c"
 #include "rmsprop.inc.c"
 #include "adam.inc.c"
@@ -35,3 +38,4 @@
 #undef SQRT
 #undef UT
 #undef EXP_MASK
+#undef EXP_LSB
