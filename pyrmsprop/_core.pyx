@@ -413,10 +413,10 @@ cdef int _take_lists(Bufs *b, tuple lists, tuple names, tuple written) except -1
     return 0
 
 
-cdef _Multi _multi(object params):
-    if not isinstance(params, (list, tuple)):
-        raise TypeError(f"params must be a list of arrays, got {type(params).__name__}")
-    return _Multi(len(params))
+cdef _Multi _multi(object first, str name):
+    if not isinstance(first, (list, tuple)):
+        raise TypeError(f"{name} must be a list of arrays, got {type(first).__name__}")
+    return _Multi(len(first))
 
 
 def ema_update(avg, x, *, beta):
@@ -464,7 +464,7 @@ def ema_update_multi(avgs, xs, *, beta, bint _validate_only=False):
     """
     cdef prm_ema_params hp
     _ema_params(&hp, beta)
-    cdef _Multi m = _multi(avgs)
+    cdef _Multi m = _multi(avgs, "avgs")
     _take_lists(&m.b, (avgs, xs), _EMA_LISTS, (True, False))
     _check_overlap(&m.b, _EMA_LISTS)
     if _validate_only:
@@ -539,7 +539,7 @@ def rmsprop_update_multi(params, grads, square_avgs, *, lr=1e-2, alpha=0.99, eps
     cdef bint mom = hp.momentum > 0.0
     _needs(centered and not _validate_only, grad_avgs, "centered=True", "grad_avgs")
     _needs(mom and not _validate_only, momentum_buffers, "momentum > 0", "momentum_buffers")
-    cdef _Multi m = _multi(params)
+    cdef _Multi m = _multi(params, "params")
     _take_lists(&m.b, (params, grads, square_avgs, grad_avgs if centered else None,
                        momentum_buffers if mom else None),
                 _RMSPROP_LISTS, (True, False, True, True, True))
@@ -607,7 +607,7 @@ def adam_update_multi(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, be
     _adam_params(&hp, step, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
                  amsgrad, maximize)
     _needs(amsgrad and not _validate_only, max_exp_avg_sqs, "amsgrad=True", "max_exp_avg_sqs")
-    cdef _Multi m = _multi(params)
+    cdef _Multi m = _multi(params, "params")
     _take_lists(&m.b, (params, grads, exp_avgs, exp_avg_sqs,
                        max_exp_avg_sqs if amsgrad else None),
                 _ADAM_LISTS, (True, False, True, True, True))
@@ -669,7 +669,7 @@ def sgd_update_multi(params, grads, *, lr, momentum=0.0, momentum_buffers=None,
     _sgd_params(&hp, lr, momentum, dampening, nesterov, weight_decay, maximize, first_step)
     cdef bint mom = hp.momentum > 0.0
     _needs(mom and not _validate_only, momentum_buffers, "momentum > 0", "momentum_buffers")
-    cdef _Multi m = _multi(params)
+    cdef _Multi m = _multi(params, "params")
     _take_lists(&m.b, (params, grads, momentum_buffers if mom else None), _SGD_LISTS,
                 (True, False, True))
     _check_overlap(&m.b, _SGD_LISTS)
