@@ -48,8 +48,12 @@ class _Base(_TorchOptimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         gi = len(self.param_groups) - 1
-        for pi, p in enumerate(self.param_groups[-1]["params"]):
-            self._check_param(p, gi, pi)
+        try:
+            for pi, p in enumerate(self.param_groups[-1]["params"]):
+                self._check_param(p, gi, pi)
+        except (TypeError, ValueError):
+            self.param_groups.pop()   # a refused group leaves the optimizer as it was
+            raise
 
     @staticmethod
     def _check_param(p: torch.Tensor, gi: int, pi: int) -> None:

@@ -434,6 +434,9 @@ def test_bad_parameter_is_named(name, bad, torch, pt):
     opt = cls([good], lr=0.1)
     with pytest.raises(error, match=rf"param_groups\[1\]\['params'\]\[0\] .*{words}"):
         opt.add_param_group({"params": [param]})
+    assert len(opt.param_groups) == 1   # the refused group was not kept
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(2))]})   # a good one still goes in
+    assert len(opt.param_groups) == 2
 
 
 @pytest.mark.parametrize("name", ["SGD", "RMSprop", "Adam", "AdamW"])
