@@ -13,12 +13,13 @@ State arrays are allocated on a parameter's first step, as torch does.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -30,8 +31,9 @@ _FORMAT = "pyrmsprop-state"
 _CALLABLE_LR = "<callable>"
 
 
-def _check_params(params: list, where: str) -> None:
-    """Every parameter a writable, C-contiguous float32/float64 ndarray, no two sharing memory."""
+def _check_params(params: list, where: str, written: bool = True) -> None:
+    """Every parameter a C-contiguous float32/float64 ndarray; if ``written``, also
+    writable and no two sharing memory (arrays only read may be read-only views)."""
     spans = []
     for i, p in enumerate(params):
         name = f"{where}[{i}]"
@@ -41,15 +43,26 @@ def _check_params(params: list, where: str) -> None:
             raise TypeError(f"{name} must have dtype float32 or float64, got {p.dtype}")
         if not p.flags.c_contiguous:
             raise ValueError(f"{name} is not C-contiguous; parameters are updated in place")
+        if not written:
+            continue
         if not p.flags.writeable:
             raise ValueError(f"{name} is read-only")
         if p.size:
             start = p.__array_interface__["data"][0]
             spans.append((start, start + p.nbytes, i))
     spans.sort()
-    for (_, end_a, a), (start_b, _, b) in zip(spans, spans[1:]):
+    for (_, end_a, a), (start_b, _, b) in itertools.pairwise(spans):
         if start_b < end_a:
             raise ValueError(f"{where}[{a}] and {where}[{b}] share memory")
+
+
+def _plain(v: Any) -> Any:
+    """``v`` with numpy scalars (``np.float32(1e-3)``, ...) as Python numbers, for JSON."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (tuple, list)):
+        return [_plain(x) for x in v]
+    return v
 
 
 def _renamed(exc: Exception, members, names: dict[str, str] | None = None) -> Exception:
@@ -102,7 +115,8 @@ class Optimizer:
     ``_update(group, batch, grads, step, lr)`` (one compiled call).
     """
 
-    _defaults: dict[str, Any] = {}
+    _defaults: ClassVar[dict[str, Any]] = {}
+    _STATE_NAMES: ClassVar[tuple[str, ...]] = ()   # every state array any option set uses
 
     def __init__(self, params: Iterable, defaults: dict[str, Any], *,
                  skip_nonfinite: bool = False) -> None:
@@ -176,7 +190,9 @@ class Optimizer:
             for i, p in zip(idx, group["params"]):
                 key = (p.dtype.char, self.state[i].get("step", 0), self._first(group, i))
                 batches.setdefault(key, []).append(i)
-                fresh = fresh or not self.state[i]
+                # new state (first step, or an option such as momentum or amsgrad
+                # switched on in a group mid-training)
+                fresh = fresh or not set(self._state_arrays(group)) <= set(self.state[i])
             for (_, step, first), members in batches.items():
                 params = [group["params"][i - idx.start] for i in members]
                 calls.append((group, members, params, step + 1, first,
@@ -191,8 +207,7 @@ class Optimizer:
             return False
         for group, members, params, step, first, lr in calls:
             for i, p in zip(members, params):
-                if not self.state[i]:
-                    self._init_state(group, i, p)
+                self._init_state(group, i, p)
             self._call(group, members, params, grads, [self.state[i] for i in members],
                        step, lr, first)
             for i in members:
@@ -222,10 +237,13 @@ class Optimizer:
         raise IndexError(i)
 
     def _init_state(self, group, i, p) -> None:
+        """Allocate, as zeros, the state arrays ``group``'s options need that
+        parameter ``i`` lacks (all of them on its first step)."""
         st = self.state[i]
-        st["step"] = 0
+        st.setdefault("step", 0)
         for name in self._state_arrays(group):
-            st[name] = np.zeros_like(p)
+            if name not in st:
+                st[name] = np.zeros_like(p)
 
     def _state_arrays(self, group) -> tuple[str, ...]:
         raise NotImplementedError
@@ -291,14 +309,16 @@ class Optimizer:
                          self._groups_with_index())) if i in idx)
             p = self._param(i)
             expected = {"step", *self._state_arrays(group)}
-            if set(st) != expected:
+            # arrays of an option switched off since (torch keeps them too) are allowed
+            allowed = {"step", *self._STATE_NAMES}
+            if not expected <= set(st) <= allowed:
                 raise ValueError(f"state of parameter {i} has keys {sorted(st)}, expected "
                                  f"{sorted(expected)}")
             step = st["step"]
             if isinstance(step, bool) or int(step) != step or step < 0:
                 raise ValueError(f"state of parameter {i}: step must be an integer >= 0")
             new_st = {"step": int(step)}
-            for name in self._state_arrays(group):
+            for name in sorted(set(st) - {"step"}):
                 a = np.asarray(st[name])
                 if a.shape != p.shape or a.dtype != p.dtype:
                     raise ValueError(f"state {name!r} of parameter {i} has shape {a.shape} "
@@ -318,7 +338,7 @@ class Optimizer:
             g = dict(g)
             if callable(g["lr"]):
                 g["lr"] = _CALLABLE_LR
-            groups.append(g)
+            groups.append({k: _plain(v) for k, v in g.items()})
         arrays = {}
         state_meta = {}
         for i, st in sd["state"].items():
@@ -364,6 +384,8 @@ class SGD(Optimizer):
                                       weight_decay=weight_decay, nesterov=nesterov,
                                       maximize=maximize), skip_nonfinite=skip_nonfinite)
 
+    _STATE_NAMES = ("momentum_buffer",)
+
     def _state_arrays(self, group):
         return ("momentum_buffer",) if group["momentum"] > 0 else ()
 
@@ -393,6 +415,8 @@ class RMSprop(Optimizer):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered, maximize=maximize,
                                       eps_in_sqrt=eps_in_sqrt), skip_nonfinite=skip_nonfinite)
+
+    _STATE_NAMES = ("square_avg", "momentum_buffer", "grad_avg")
 
     def _state_arrays(self, group):
         names = ("square_avg",)
@@ -436,6 +460,8 @@ class Adam(Optimizer):
             raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         super()._check_group(group)
 
+    _STATE_NAMES = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
     def _state_arrays(self, group):
         return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
 
@@ -474,7 +500,7 @@ class EMA:
 
     def __init__(self, params, beta: float = 0.999, bias_correction: bool = True) -> None:
         params = list(params)
-        _check_params(params, "params")
+        _check_params(params, "params", written=False)   # only read: read-only arrays are fine
         _core.ema_update_multi([], [], beta=beta, _validate_only=True)  # checks beta
         self.beta = float(beta)
         self.bias_correction = bool(bias_correction)

@@ -458,7 +458,7 @@ def test_load_wrong_kind_or_file_changes_nothing(tmp_path):
     before = snapshot(adam, params)
     with pytest.raises(ValueError, match="holds 'RMSprop' state, not 'Adam'"):
         adam.load(tmp_path / "rms.npz")
-    with pytest.raises(ValueError, match="missing .* unknown"):
+    with pytest.raises(ValueError, match=r"missing .* unknown"):
         adam.load_state_dict(rms.state_dict())
     pyrmsprop.EMA(params).save(tmp_path / "ema.npz")
     with pytest.raises(ValueError, match="holds 'EMA' state, not 'Adam'"):
@@ -715,3 +715,101 @@ def test_ema_bad_input_changes_nothing(tmp_path):
     with pytest.raises(ValueError, match="holds 'SGD' state, not 'EMA'"):
         ema.load(tmp_path / "sgd.npz")
     assert same()
+
+
+# --------------------------------------------------------------------------- options changed mid-training
+
+
+def test_sgd_momentum_switched_on_mid_training_matches_torch(dtype, torch):
+    """torch.optim.SGD starts a momentum buffer (buf = g) on the first step that has
+    momentum, whenever that is; so do we."""
+    params = init_params(dtype)
+    tparams, tgroups = torch_twin(torch, "SGD", params, [{"params": params}])
+    opt = pyrmsprop.SGD(params, lr=0.05)
+    topt = torch.optim.SGD(tgroups, lr=0.05, foreach=False)
+    worst = Worst()
+    for k in range(40):
+        if k == 10:
+            opt.param_groups[0]["momentum"] = topt.param_groups[0]["momentum"] = 0.9
+        if k == 30:   # and off again: the buffer is kept but not used
+            opt.param_groups[0]["momentum"] = topt.param_groups[0]["momentum"] = 0.0
+        _, grads = loss_and_grads(params, *batch(k, dtype))
+        for tp, g in zip(tparams, grads):
+            tp.grad = torch.from_numpy(g.copy())
+        opt.step(grads)
+        topt.step()
+        compare(worst, opt, params, topt, tparams)
+        if k == 9:
+            assert all("momentum_buffer" not in st for st in opt.state)
+    assert worst.params <= MAX_ULPS and worst.state <= MAX_ULPS
+    # a state whose buffer outlived its option still round-trips
+    twin = pyrmsprop.SGD([p.copy() for p in params], lr=0.05)
+    twin.load_state_dict(opt.state_dict())
+    assert canonical(twin.state_dict()) == canonical(opt.state_dict())
+
+
+@pytest.mark.parametrize("name,option,value,new", [
+    ("Adam", "amsgrad", True, "max_exp_avg_sq"),
+    ("RMSprop", "centered", True, "grad_avg"),
+    ("RMSprop", "momentum", 0.9, "momentum_buffer"),
+])
+def test_option_switched_on_mid_training(name, option, value, new, dtype):
+    """The state an option needs starts at zero on the step the option is switched
+    on: the same numbers as the functional update with a zero state array."""
+    params = init_params(dtype)
+    opt = getattr(pyrmsprop, name)(params, lr=1e-3)
+    train(opt, params, 5)
+    assert all(new not in st for st in opt.state)
+    ref_state = [{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}
+                 for st in opt.state]
+    ref = [p.copy() for p in params]
+    opt.param_groups[0][option] = value
+    _, grads = loss_and_grads(params, *batch(5, dtype))
+    assert opt.step(grads) is True
+    for p, g, st in zip(ref, grads, ref_state):
+        st[new] = np.zeros_like(p)
+        if name == "Adam":
+            pyrmsprop.adam_update(p, g, st["exp_avg"], st["exp_avg_sq"], step=6,
+                                  lr=opt.param_groups[0]["lr"], amsgrad=True,
+                                  max_exp_avg_sq=st["max_exp_avg_sq"])
+        else:
+            group = opt.param_groups[0]
+            pyrmsprop.rmsprop_update(p, g, st["square_avg"], lr=group["lr"],
+                                     momentum=group["momentum"],
+                                     momentum_buffer=st.get("momentum_buffer"),
+                                     centered=group["centered"], grad_avg=st.get("grad_avg"))
+    for p, r, st, rst in zip(params, ref, opt.state, ref_state):
+        assert p.tobytes() == r.tobytes()
+        assert st[new].tobytes() == rst[new].tobytes() and st["step"] == 6
+
+
+def test_save_accepts_numpy_scalar_hyperparameters(tmp_path):
+    params = init_params(np.float32)
+    opt = pyrmsprop.Adam(params, lr=np.float32(1e-3), betas=(np.float32(0.9), np.float64(0.999)),
+                         weight_decay=np.float64(1e-4))
+    train(opt, params, 3)
+    opt.save(tmp_path / "adam.npz")
+    twin = pyrmsprop.Adam([p.copy() for p in params])
+    twin.load(tmp_path / "adam.npz")
+    group = twin.param_groups[0]
+    assert group["lr"] == float(np.float32(1e-3)) and group["betas"] == (float(np.float32(0.9)),
+                                                                         0.999)
+    assert group["weight_decay"] == 1e-4
+    assert [st["exp_avg"].tobytes() for st in twin.state] == \
+        [st["exp_avg"].tobytes() for st in opt.state]
+
+
+def test_ema_reads_read_only_params():
+    """EMA only reads the parameters: read-only arrays (or views that share memory)
+    are fine; its averages are its own writable arrays."""
+    params = init_params(np.float64)
+    views = []
+    for p in params:
+        v = p.view()
+        v.flags.writeable = False
+        views.append(v)
+    ema = pyrmsprop.EMA(views, beta=0.5)
+    ema.update(views)
+    ema.update(views)
+    for a, p in zip(ema.average(), params):   # a constant series averages to itself
+        assert np.allclose(a, p, rtol=1e-15, atol=0)
