@@ -112,7 +112,7 @@ def rejects(spec, arrays, exc, names, what, **overrides):
     before = snapshot(arrays)
     try:
         call(spec, arrays, **overrides)
-    except Exception as e:  # noqa: BLE001 - the type is checked exactly below
+    except Exception as e:
         err = e
     else:
         pytest.fail(f"{spec.fn.__name__}: {what}: no error raised")
