@@ -6,7 +6,7 @@ Sections (``--sections``, default all of them):
 kernels
     Per rule (EMA, RMSprop, Adam, SGD-momentum), dtype and size: the median
     ns/element of the functional API, GB/s from the bytes each update must move
-    (ALGORITHMS.md: float32 EMA 12, RMSprop 20, Adam 28, SGD-momentum 20 B/elem;
+    (each element read + written, float32: EMA 12, RMSprop 20, Adam 28, SGD-momentum 20 B/elem;
     float64 twice that), and the same figures for every anchor:
 
     ``limit``          ``pyrmsprop._core.memory_only_update`` over as many arrays
@@ -507,7 +507,7 @@ def run_kernels(args, out: dict) -> None:
                   f"(median), GB/s, % of the memory-only limit\n")
             print(kernel_table([r for r in recs if r["threads"] == threads], args))
     print("\nAnchor cells: the anchor's ns/element and (Nx) = anchor time / pyrmsprop time."
-          "\nGB/s counts the bytes the update must move (ALGORITHMS.md), for every column."
+          "\nGB/s counts the bytes the update must move (read + written), for every column."
           "\nlimit = pyrmsprop._core.memory_only_update: the same loads and stores, no "
           "arithmetic.")
 

@@ -3,7 +3,7 @@
 Each function checks every argument (types, dtypes, shapes, contiguity,
 writability, memory overlap, hyperparameter ranges) before it writes anything,
 then runs one compiled, vectorized kernel with the GIL released.  The formulas
-are in each docstring and in ``shared/ALGORITHMS.md``.
+are in each docstring (and in the README and ``docs/``).
 
 The ``*_multi`` variants take lists of arrays (like torch's ``foreach``
 functions) and update all of them in one compiled call, split across threads by

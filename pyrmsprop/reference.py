@@ -3,7 +3,7 @@
 Each function has exactly the signature and the semantics of its compiled
 counterpart in :mod:`pyrmsprop` (in place on the arrays given, returns None),
 but computes every step in float64 and writes the results back in the arrays'
-own dtype.  It is written from ``shared/ALGORITHMS.md`` alone, independently
+own dtype.  It is written from the update rules alone (PyTorch's), independently
 of the C kernels, and serves as the test oracle (like ``bottleneck.slow``).
 
 It checks only what the rule itself needs (state arrays required by the
