@@ -19,8 +19,11 @@ def run_python(code, **env):
     (and the dispatch/thread variables of this process removed)."""
     base = {k: v for k, v in os.environ.items()
             if k not in ("PYRMSPROP_SIMD", "PYRMSPROP_NUM_THREADS", "OMP_NUM_THREADS")}
+    # cwd: the tests' folder, never the checkout's root, whose pyrmsprop/ (no compiled
+    # _core there) would shadow the installed package for `python -c`
     return subprocess.run([sys.executable, "-c", code], env={**base, **env}, check=False,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_target_lists():

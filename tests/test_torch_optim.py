@@ -15,6 +15,7 @@ parameter, and `import pyrmsprop` not importing torch.
 import copy
 import functools
 import itertools
+import os
 import subprocess
 import sys
 
@@ -527,4 +528,5 @@ def test_bad_hyperparameters_rejected_at_construction(name, kwargs, arg, torch_r
 
 def test_import_pyrmsprop_does_not_import_torch():
     code = "import pyrmsprop, sys; assert 'torch' not in sys.modules, 'torch was imported'"
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60,
+                   cwd=os.path.dirname(os.path.abspath(__file__)))   # not the checkout's root
