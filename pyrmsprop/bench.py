@@ -29,7 +29,9 @@ lists
     Whole Adam steps over parameter lists shaped like resnet18 (62 tensors,
     11.7M elements) and a 12-layer transformer (d_model 512, vocab 8192, 148
     tensors, 42.3M elements): ``pyrmsprop.Adam(params).step(grads)``, the same
-    on one flat array of equal total size, a Python loop of ``adam_update``, and
+    over views of one buffer (the list machinery alone, without the cost of
+    separate 4 KiB-page allocations), on one flat array of equal total size, a
+    Python loop of ``adam_update``, and
     ``torch.optim.Adam`` foreach and fused over the same (shared-memory) tensors.
 
 Every section runs for each thread count (``--threads``, default ``1,N``, N
@@ -356,6 +358,16 @@ def transformer_shapes(layers: int = 12, d: int = 512, vocab: int = 8192,
     return shapes + [(d,), (d,)]
 
 
+def _views(flat: np.ndarray, shapes) -> list[np.ndarray]:
+    """``flat`` cut into consecutive views of the given shapes."""
+    out, start = [], 0
+    for shape in shapes:
+        n = math.prod(shape)
+        out.append(flat[start:start + n].reshape(shape))
+        start += n
+    return out
+
+
 def _list_impls(shapes, dtype, rng) -> tuple[list[Impl], list[np.ndarray]]:
     params = [rng.random(s, dtype=dtype) for s in shapes]
     grads = [rng.random(s, dtype=dtype) * dtype(1e-3) for s in shapes]
@@ -374,7 +386,13 @@ def _list_impls(shapes, dtype, rng) -> tuple[list[Impl], list[np.ndarray]]:
     adam = getattr(pyrmsprop, "Adam", None)
     if adam is not None:
         opt, flat = adam(params, **_torch_kwargs("adam")), adam([flat_p], **_torch_kwargs("adam"))
+        # the same list as views of one buffer each for params and grads (as a
+        # flattening framework lays them out): the list machinery alone, with the
+        # memory layout of the flat array (huge pages for numpy's big allocations)
+        one_p, one_g = _views(flat_p.copy(), shapes), _views(flat_g.copy(), shapes)
+        one = adam(one_p, **_torch_kwargs("adam"))
         impls += [Impl("pyrmsprop.Adam", lambda: opt.step(grads)),
+                  Impl("pyrmsprop.Adam, one buffer", lambda: one.step(one_g)),
                   Impl("flat array", lambda: flat.step([flat_g]))]
     else:
         fm, fv = np.zeros_like(flat_p), np.zeros_like(flat_p)

@@ -56,6 +56,45 @@ def _check_params(params: list, where: str, written: bool = True) -> None:
             raise ValueError(f"{where}[{a}] and {where}[{b}] share memory")
 
 
+_ALIGN = 64   # bytes: each state array starts on a cache line of its buffer
+
+
+def _packed(like: list[np.ndarray], values: list | None = None) -> list[np.ndarray]:
+    """Arrays shaped and typed like ``like`` (one dtype), as views of ONE new buffer,
+    each starting on a 64-byte boundary; zeros, or copies of ``values``.
+
+    One buffer instead of one allocation per tensor: numpy asks the kernel for huge
+    pages for allocations of 4 MiB and more, and per-tensor state arrays of a real
+    model (mostly below that) would otherwise stream through 4 KiB pages, which
+    measurably slows a memory-bound step (see ``python -m pyrmsprop.bench``, lists)."""
+    if not like:
+        return []
+    dtype = like[0].dtype
+    per = _ALIGN // dtype.itemsize
+    offsets, total = [], 0
+    for a in like:
+        offsets.append(total)
+        total += -(-a.size // per) * per
+    buf = np.zeros(total + per, dtype=dtype)
+    skip = (-buf.__array_interface__["data"][0] % _ALIGN) // dtype.itemsize
+    out = [buf[skip + o: skip + o + a.size].reshape(a.shape) for o, a in zip(offsets, like)]
+    if values is not None:
+        for o, v in zip(out, values):
+            o[...] = v
+    return out
+
+
+def _packed_by_dtype(like: list[np.ndarray], values: list | None = None) -> list[np.ndarray]:
+    """:func:`_packed` for arrays of mixed dtypes: one buffer per dtype, same order."""
+    out: list[Any] = [None] * len(like)
+    for dt in dict.fromkeys(a.dtype for a in like):
+        idx = [i for i, a in enumerate(like) if a.dtype == dt]
+        vals = None if values is None else [values[i] for i in idx]
+        for i, a in zip(idx, _packed([like[i] for i in idx], vals)):
+            out[i] = a
+    return out
+
+
 def _plain(v: Any) -> Any:
     """``v`` with numpy scalars (``np.float32(1e-3)``, ...) as Python numbers, for JSON."""
     if isinstance(v, np.generic):
@@ -206,8 +245,7 @@ class Optimizer:
             self.skipped_steps += 1
             return False
         for group, members, params, step, first, lr in calls:
-            for i, p in zip(members, params):
-                self._init_state(group, i, p)
+            self._init_state(group, members, params)
             self._call(group, members, params, grads, [self.state[i] for i in members],
                        step, lr, first)
             for i in members:
@@ -236,14 +274,16 @@ class Optimizer:
                 return group["params"][i - idx.start]
         raise IndexError(i)
 
-    def _init_state(self, group, i, p) -> None:
-        """Allocate, as zeros, the state arrays ``group``'s options need that
-        parameter ``i`` lacks (all of them on its first step)."""
-        st = self.state[i]
-        st.setdefault("step", 0)
+    def _init_state(self, group, members, params) -> None:
+        """Allocate, as zeros, the state arrays ``group``'s options need that the
+        parameters numbered ``members`` (one dtype) lack: all of them on a first
+        step.  Each state name gets one buffer for the lot (:func:`_packed`)."""
+        for i in members:
+            self.state[i].setdefault("step", 0)
         for name in self._state_arrays(group):
-            if name not in st:
-                st[name] = np.zeros_like(p)
+            need = [(i, p) for i, p in zip(members, params) if name not in self.state[i]]
+            for (i, _), a in zip(need, _packed([p for _, p in need])):
+                self.state[i][name] = a
 
     def _state_arrays(self, group) -> tuple[str, ...]:
         raise NotImplementedError
@@ -323,8 +363,14 @@ class Optimizer:
                 if a.shape != p.shape or a.dtype != p.dtype:
                     raise ValueError(f"state {name!r} of parameter {i} has shape {a.shape} "
                                      f"and dtype {a.dtype}, the parameter {p.shape} {p.dtype}")
-                new_st[name] = np.array(a, order="C", copy=True)
+                new_st[name] = a
             new_state[i] = new_st
+        # copies, packed into one buffer per (state name, dtype) as a step allocates them
+        for name in self._STATE_NAMES:
+            have = [st for st in new_state if name in st]
+            arrays = [st[name] for st in have]
+            for st, a in zip(have, _packed_by_dtype(arrays, arrays)):
+                st[name] = a
         for group, new in zip(self.param_groups, new_groups):
             group.clear()
             group.update(new)
@@ -504,7 +550,7 @@ class EMA:
         _core.ema_update_multi([], [], beta=beta, _validate_only=True)  # checks beta
         self.beta = float(beta)
         self.bias_correction = bool(bias_correction)
-        self.averages = [np.zeros_like(p) for p in params]
+        self.averages = _packed_by_dtype(params)
         self.num_updates = 0
 
     def update(self, params) -> None:
@@ -566,7 +612,8 @@ class EMA:
         self.beta = float(state_dict["beta"])
         self.bias_correction = bool(state_dict["bias_correction"])
         self.num_updates = int(n)
-        self.averages = [np.array(a, order="C", copy=True) for a in avgs]
+        avgs = [np.asarray(a) for a in avgs]
+        self.averages = _packed_by_dtype(avgs, avgs)
 
     def save(self, path) -> None:
         meta = {"format": _FORMAT, "kind": "EMA", "beta": self.beta,

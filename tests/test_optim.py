@@ -813,3 +813,28 @@ def test_ema_reads_read_only_params():
     ema.update(views)
     for a, p in zip(ema.average(), params):   # a constant series averages to itself
         assert np.allclose(a, p, rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("via", ["step", "load_state_dict"])
+def test_state_arrays_share_one_aligned_buffer(via):
+    """Per state name and dtype, one buffer (huge pages for a real model's state):
+    views that start on 64-byte boundaries and never overlap."""
+    params = init_params(np.float32) + [np.ones(3), np.ones((2, 5))]   # + float64 ones
+    opt = pyrmsprop.Adam(params, amsgrad=True)
+    opt.step([np.ones_like(p) for p in params])
+    if via == "load_state_dict":
+        twin = pyrmsprop.Adam([p.copy() for p in params], amsgrad=True)
+        twin.load_state_dict(opt.state_dict())
+        assert canonical(twin.state_dict()) == canonical(opt.state_dict())
+        opt = twin
+    for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+        arrays = [st[name] for st in opt.state]
+        for dt in (np.float32, np.float64):
+            mine = [a for a in arrays if a.dtype == dt]
+            assert len({id(a.base) for a in mine}) == 1 and mine[0].base is not None
+            starts = sorted((a.__array_interface__["data"][0], a.nbytes) for a in mine)
+            assert all(s % 64 == 0 for s, _ in starts)
+            assert all(s0 + n0 <= s1 for (s0, n0), (s1, _) in zip(starts, starts[1:]))
+        assert all(a.flags.c_contiguous and a.flags.writeable for a in arrays)
+    ema = pyrmsprop.EMA(params)
+    assert len({id(a.base) for a in ema.averages}) == 2   # one per dtype
