@@ -19,6 +19,8 @@ kernels
     ``torch_foreach``  ``torch.optim`` with ``foreach=True``; EMA:
                        ``torch._foreach_lerp_``
     ``torch_fused``    ``fused=True`` where torch has it on the CPU (Adam, SGD)
+    ``deepspeed``      Adam only: ``deepspeed.ops.adam.DeepSpeedCPUAdam`` when
+                       deepspeed is installed (``--deepspeed``; also in lists)
 
     Anchor cells read "ns/elem (Nx)": N = anchor time / pyrmsprop time.
 per-call
@@ -52,7 +54,8 @@ JSON (``--json PATH``), schema ``pyrmsprop.bench/1``::
      "header": {"pyrmsprop", "python", "platform", "cpu", "cpus", "loadavg" (1, 5, 15 min
                 at the start; "loadavg_end" at the end), "simd_in_use",
                 "simd_available", "simd_compiled", "threads", "thread_mode",
-                "thread_threshold", "numpy", "torch" (null if absent), "argv"},
+                "thread_threshold", "numpy", "torch" (null if absent), "deepspeed" (null if not
+                benchmarked), "argv"},
      "records":   [{"rule", "dtype", "size", "impl", "threads", "simd" (null for
                     anchors), "median_ns_per_elem", "min_ns_per_elem", "gbps",
                     "bytes_per_elem", "pct_of_limit", "repeats",
@@ -101,7 +104,7 @@ HP = {
     "adam": {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
     "sgd": {"lr": 1e-2, "momentum": 0.9},
 }
-ANCHORS = ("numpy", "torch", "torch_foreach", "torch_fused")
+ANCHORS = ("numpy", "torch", "torch_foreach", "torch_fused", "deepspeed")
 DEFAULT_SIZES = (1_000, 64_000, 1_000_000, 16_000_000, 64_000_000)
 QUICK_SIZES = (1_000, 64_000, 1_000_000)
 F64_MAX_DEFAULT = 16_000_000
@@ -146,6 +149,7 @@ class Budget:
 
 
 _TORCH = None
+_DEEPSPEED = None   # DeepSpeedCPUAdam when deepspeed is installed (--deepspeed auto|yes|no)
 
 
 def _set_threads(n: int) -> None:
@@ -325,7 +329,17 @@ def _torch(rule: str, arrays: list[np.ndarray]) -> dict[str, Callable[[], object
         if "fused" in kw and not _has_fused(torch, rule):
             continue
         out[name] = cls([p], **_torch_kwargs(rule), **kw).step
+    if rule == "adam" and _DEEPSPEED is not None:
+        out["deepspeed"] = _deepspeed_step([p])
     return out
+
+
+def _deepspeed_step(tensors):
+    """DeepSpeed's CPU Adam (its own AVX C++ kernel, OpenMP threads from torch's
+    runtime, so torch.set_num_threads sets them) over ``tensors`` (with .grad)."""
+    hp = HP["adam"]
+    return _DEEPSPEED(tensors, lr=hp["lr"], betas=(hp["beta1"], hp["beta2"]), eps=hp["eps"],
+                      weight_decay=0.0, adamw_mode=False).step
 
 
 # ---------------------------------------------------------------------------
@@ -407,6 +421,8 @@ def _list_impls(shapes, dtype, rng) -> tuple[list[Impl], list[np.ndarray]]:
         for name in ("torch_foreach", "torch_fused"):
             impls.append(Impl(name, _TORCH.optim.Adam(tensors, **_torch_kwargs("adam"),
                                                       **_TORCH_VARIANTS[name]).step))
+        if _DEEPSPEED is not None:
+            impls.append(Impl("deepspeed", _deepspeed_step(tensors)))
     return impls, params
 
 
@@ -539,7 +555,7 @@ def kernel_table(recs: list[dict], args) -> str:
                                                          else [])
         row += [fmt_num(r["median_ns_per_elem"]), fmt_num(r["gbps"]),
                 f"{r['pct_of_limit']:.0f}%",
-                fmt_num(r["median_ns_per_elem"] / r["ratio_vs_limit"])]
+                fmt_num(r["median_ns_per_elem"] * r["ratio_vs_limit"])]
         for a in have:
             key = f"ratio_vs_{a}"
             row.append(f"{fmt_num(r['median_ns_per_elem'] * r[key])} ({r[key]:.2f}x)"
@@ -852,6 +868,10 @@ def parse_args(argv) -> argparse.Namespace:
     ap.add_argument("--lists", type=_csv(_choice(LISTS)), default=list(LISTS),
                     help=f"parameter lists for the lists section: {', '.join(LISTS)}")
     ap.add_argument("--no-torch", action="store_true", help="omit the torch anchors")
+    ap.add_argument("--deepspeed", choices=("auto", "yes", "no"), default="auto",
+                    help="DeepSpeed's CPU Adam as an anchor (Adam kernels and lists): auto = "
+                         "when deepspeed is installed, except with --quick (its first use "
+                         "compiles it, about a minute); yes = required")
     ap.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     ap.add_argument("--plot", metavar="PATH",
                     help="write a PNG of GB/s vs size per implementation (needs matplotlib)")
@@ -914,6 +934,42 @@ def _load_torch(no_torch: bool):
     return torch
 
 
+def _load_deepspeed(args, torch):
+    """DeepSpeedCPUAdam, built and tried once on a small tensor, or None."""
+    want = args.deepspeed
+    if want == "no" or (want == "auto" and args.quick) or torch is None:
+        if want == "yes":
+            raise SystemExit("--deepspeed yes needs torch (and not --no-torch)")
+        return None
+    try:
+        import importlib.util
+        if want == "auto" and importlib.util.find_spec("deepspeed") is None:
+            return None
+        _progress("loading DeepSpeed's CPU Adam (the first use compiles it)")
+        import logging
+        logging.getLogger("DeepSpeed").setLevel(logging.ERROR)
+        from deepspeed.ops.adam import DeepSpeedCPUAdam
+        t = torch.nn.Parameter(torch.ones(64))
+        t.grad = torch.ones(64)
+        DeepSpeedCPUAdam([t], lr=1e-3, adamw_mode=False).step()
+        return DeepSpeedCPUAdam
+    except Exception as exc:   # an optional anchor: say why it is missing, go on
+        if want == "yes":
+            raise SystemExit(f"--deepspeed yes: DeepSpeed's CPU Adam failed: {exc}") from exc
+        print(f"    (deepspeed anchor omitted: {type(exc).__name__}: {exc})")
+        return None
+    finally:
+        _progress("")
+
+
+def _deepspeed_version():
+    try:
+        from importlib.metadata import version
+        return version("deepspeed")
+    except Exception:
+        return None
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -941,6 +997,7 @@ def header(argv, torch) -> dict:
         "thread_threshold": _core.get_thread_threshold(),
         "numpy": np.__version__,
         "torch": torch.__version__ if torch is not None else None,
+        "deepspeed": _deepspeed_version() if _DEEPSPEED is not None else None,
         "argv": list(argv),
     }
 
@@ -959,16 +1016,24 @@ def print_header(h: dict, args) -> None:
           f"{h['thread_threshold']} elements); benchmarked: "
           f"{', '.join(map(str, args.threads))}")
     print(f"    python    {h['python']}, numpy {h['numpy']}, torch {torch}")
+    if h.get("deepspeed"):
+        print(f"    deepspeed {h['deepspeed']} (DeepSpeedCPUAdam, adamw_mode=False, threads "
+              f"from torch's OpenMP runtime)")
 
 
 def main(argv=None) -> int:
-    global _TORCH
+    global _TORCH, _DEEPSPEED
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parse_args(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     _TORCH = _load_torch(args.no_torch)
+    try:
+        _DEEPSPEED = _load_deepspeed(args, _TORCH)
+    except SystemExit as exc:
+        print(exc, file=sys.stderr)
+        return 2
     out = {"schema": SCHEMA, "header": header(argv, _TORCH), "records": [], "per_call": [],
            "lists": [], "busy": [], "threshold": [], "crossover": {}}
     print_header(out["header"], args)

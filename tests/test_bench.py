@@ -137,6 +137,16 @@ def test_tiny_run_prints_tables_and_writes_json(capsys, tmp_path):
         assert r["gbps"] == pytest.approx(r["bytes_per_elem"] / r["median_ns_per_elem"])
     ours = next(r for r in recs if r["impl"] == "pyrmsprop")
     assert ours["pct_of_limit"] == pytest.approx(100 * ours["ratio_vs_limit"])
+    # the table's "limit ns/elem" column is the limit's own median
+    for r in (r for r in recs if r["impl"] == "pyrmsprop"):
+        limit = next(x for x in recs if x["impl"] == "limit" and
+                     (x["rule"], x["dtype"], x["size"]) == (r["rule"], r["dtype"], r["size"]))
+        assert r["median_ns_per_elem"] * r["ratio_vs_limit"] == \
+            pytest.approx(limit["median_ns_per_elem"])
+        row = next(line for line in out.splitlines() if line.startswith(
+            f"| {bench.TITLE[r['rule']]} ") and f"| {bench.fmt_size(r['size'])} " in line
+            and f" {bench.fmt_num(r['median_ns_per_elem'])} |" in line)
+        assert f" {bench.fmt_num(limit['median_ns_per_elem'])} |" in row, row
     calls = doc["per_call"]
     assert {r["size"] for r in calls} == set(bench.PER_CALL_SIZES)
     assert {r["impl"] for r in calls} >= {f"{rule}_update" for rule in bench.RULES}
@@ -201,3 +211,17 @@ def test_threshold_and_busy_experiments(capsys, tmp_path):
         ("idle", 1), ("idle", 2), ("busy", 1), ("busy", 2)}
     for r in busy:
         _positive_numbers(r, ["median_ns_per_elem", "ratio_vs_1_thread"])
+
+
+def test_deepspeed_anchor_options(capsys, tmp_path):
+    # --quick never loads DeepSpeed (its first use compiles for about a minute)
+    path = tmp_path / "q.json"
+    rc, out, _ = _run(capsys, TINY + ["--sections", "kernels", "--rules", "adam",
+                                      "--json", str(path)])
+    assert rc == 0 and "| deepspeed" not in out and "    deepspeed " not in out
+    assert json.loads(path.read_text())["header"]["deepspeed"] is None
+    # required but impossible without torch: a usage error, nothing run
+    rc, _, err = _run(capsys, TINY + ["--no-torch", "--deepspeed", "yes"])
+    assert rc == 2 and "--deepspeed yes needs torch" in err
+    rc, _, err = _run(capsys, TINY + ["--deepspeed", "maybe"])
+    assert rc == 2 and "--deepspeed" in err

@@ -834,7 +834,7 @@ def test_state_arrays_share_one_aligned_buffer(via):
             assert len({id(a.base) for a in mine}) == 1 and mine[0].base is not None
             starts = sorted((a.__array_interface__["data"][0], a.nbytes) for a in mine)
             assert all(s % 64 == 0 for s, _ in starts)
-            assert all(s0 + n0 <= s1 for (s0, n0), (s1, _) in zip(starts, starts[1:]))
+            assert all(s0 + n0 <= s1 for (s0, n0), (s1, _) in itertools.pairwise(starts))
         assert all(a.flags.c_contiguous and a.flags.writeable for a in arrays)
     ema = pyrmsprop.EMA(params)
     assert len({id(a.base) for a in ema.averages}) == 2   # one per dtype
