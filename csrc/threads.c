@@ -27,7 +27,11 @@
 
 #define PRM_CHUNK ((ptrdiff_t)1 << 15)       /* elements; multiple of 16          */
 #define PRM_MAX_WORKERS 255
-#define PRM_SPIN 4000                        /* pause loops before sleeping        */
+#define PRM_SPIN 4000                        /* caller: pause loops before sleeping */
+#define PRM_WORKER_SPIN 20000                /* worker: pause loops, after a job,
+                                                watching for the next one before it
+                                                sleeps (back-to-back calls then find
+                                                it awake, as OpenMP runtimes do)     */
 #define PRM_MAX_CHUNKS (((int64_t)1 << 24) - 1)
 
 /* Jobs smaller than this many elements stay serial.  Measured with
@@ -110,7 +114,7 @@ static struct {
     prm_mutex m;                /* guards gen, wanted, nworkers and the job fields   */
     prm_cond work_cv;           /* a new job was posted                               */
     prm_cond done_cv;           /* a worker finished a job's last chunk               */
-    int64_t gen;                /* job generation                                     */
+    prm_atomic gen;             /* job generation (written under m, read also without) */
     int wanted;                 /* workers taking part in the current job             */
     int nworkers;               /* workers started                                    */
     prm_atomic busy;            /* 1 while a caller owns the pool                     */
@@ -171,7 +175,13 @@ static void worker_loop(int id)
     mutex_lock(&pool.m);
     int64_t seen = pool.gen;
     for (;;) {
-        while (pool.gen == seen) cond_wait(&pool.work_cv, &pool.m);
+        if (pool.gen == seen) {
+            mutex_unlock(&pool.m);
+            for (int spin = 0; spin < PRM_WORKER_SPIN && a_load(&pool.gen) == seen; spin++)
+                cpu_relax();
+            mutex_lock(&pool.m);
+            while (pool.gen == seen) cond_wait(&pool.work_cv, &pool.m);
+        }
         seen = pool.gen;
         const int take_part = id < pool.wanted;
         mutex_unlock(&pool.m);
@@ -264,7 +274,7 @@ void prm_run(const prm_job *job)
     pool.cstart = cstart;
     pool.tb = tb;
     pool.wanted = workers;
-    pool.gen++;
+    a_store(&pool.gen, pool.gen + 1);
     const int64_t gen16 = pool.gen & 0xffff;
     a_store(&pool.done, 0);
     a_store(&pool.ticket, TICKET(gen16, nchunks, 0));
