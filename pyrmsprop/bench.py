@@ -38,7 +38,7 @@ lists
 
 Every section runs for each thread count (``--threads``, default ``1,N``, N
 all threads; torch gets the same count) and the kernels section for each SIMD
-target (``--simd``).  Implementations are interleaved round-robin in every
+target (``--simd``).  Implementations are interleaved in a new random order in every
 repetition, so drift on a noisy machine hits all alike, and the median is
 reported.  Two experiments replace the sections:
 
@@ -173,8 +173,8 @@ def _clock(fn: Callable[[], object], number: int) -> float:
 
 
 def measure(impls: list[Impl], budget: Budget) -> int:
-    """Warm up and calibrate each implementation, then time them round-robin
-    (a different one first in each repetition); returns the repetitions run."""
+    """Warm up and calibrate each implementation, then time them interleaved (a
+    new random order in each repetition); returns the repetitions run."""
     estimate = []
     for im in impls:
         _activate(im)
@@ -189,10 +189,15 @@ def measure(impls: list[Impl], budget: Budget) -> int:
                                 max(budget.min_repeat, int(budget.group / sum(estimate))))
     enabled = gc.isenabled()
     gc.disable()
+    # A new random order every repetition: what runs just before a sample matters
+    # (torch's OpenMP threads spin on the other core for a while after each of its
+    # parallel regions, slowing whatever comes next), so no implementation may
+    # always follow the same one.
+    order = np.random.default_rng(len(impls))
     try:
-        for r in range(reps):
-            for k in range(len(impls)):
-                im = impls[(k + r) % len(impls)]
+        for _ in range(reps):
+            for k in order.permutation(len(impls)):
+                im = impls[k]
                 _activate(im)
                 im.samples.append(_clock(im.fn, im.number))
     finally:
