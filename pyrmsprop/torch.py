@@ -16,6 +16,7 @@ per parameter group and dtype.  ``foreach``/``fused`` are accepted and ignored
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import torch
@@ -81,6 +82,10 @@ class _Base(_TorchOptimizer):
     def _arrays(self, group: dict) -> tuple[str, ...]:
         raise NotImplementedError
 
+    def _needed(self, group: dict, first: bool) -> tuple[str, ...]:
+        """The state arrays a step of ``group`` reads (those not made by this step)."""
+        return self._arrays(group)
+
     def _collect(self) -> list[tuple]:
         """Check every parameter with a gradient; group them by (group, dtype, step)."""
         batches: dict[tuple, list] = {}
@@ -100,9 +105,9 @@ class _Base(_TorchOptimizer):
                 state = self.state.get(p, {})
                 step = int(_scalar(state["step"])) if "step" in state else 0
                 first = self._first(group, state)
-                batches.setdefault((gi, p.dtype, step, first), []).append(p)
-        return [(self.param_groups[gi], step, first, ps)
-                for (gi, _, step, first), ps in batches.items()]
+                batches.setdefault((gi, p.dtype, step, first), []).append((pi, p))
+        return [(gi, step, first, [pi for pi, _ in members], [p for _, p in members])
+                for (gi, _, step, first), members in batches.items()]
 
     def _first(self, group: dict, state: dict) -> bool:
         return False
@@ -116,19 +121,48 @@ class _Base(_TorchOptimizer):
                 loss = closure()
         batches = self._collect()
         if len(batches) > 1:
-            for group, step, first, ps in batches:
-                self._update(group, [_numpy(p) for p in ps],
-                             [_numpy(p.grad.contiguous()) for p in ps], None, step + 1, first)
-        for group, step, first, ps in batches:
+            # check every batch, with the state it has (a loaded state may be bad),
+            # before the first one writes
+            for gi, step, first, pis, ps in batches:
+                needed = self._needed(self.param_groups[gi], first)
+                have = bool(needed) and all(isinstance(self.state.get(p, {}).get(k), torch.Tensor)
+                                            for p in ps for k in needed)
+                self._call(gi, pis, [_numpy(p) for p in ps],
+                           [_numpy(p.grad.contiguous()) for p in ps],
+                           self._np_states([self.state[p] for p in ps]) if have else None,
+                           step + 1, first, check_only=True)
+        for gi, step, first, pis, ps in batches:
+            group = self.param_groups[gi]
             states = [self._init_state(group, p) for p in ps]
-            self._update(group, [_numpy(p) for p in ps],
-                         [_numpy(p.grad.contiguous()) for p in ps],
-                         [{k: (_numpy(v) if isinstance(v, torch.Tensor) and k != "step" else v)
-                           for k, v in st.items()} for st in states], step + 1, first)
+            self._call(gi, pis, [_numpy(p) for p in ps],
+                       [_numpy(p.grad.contiguous()) for p in ps], self._np_states(states),
+                       step + 1, first)
             for st in states:
                 if "step" in st:
                     st["step"] += 1
         return loss
+
+    @staticmethod
+    def _np_states(states: list[dict]) -> list[dict]:
+        return [{k: (_numpy(v) if isinstance(v, torch.Tensor) and k != "step" else v)
+                 for k, v in st.items()} for st in states]
+
+    def _call(self, gi, pis, params, grads, states, step, first, check_only=False) -> None:
+        """:meth:`_update` for parameters ``pis`` of group ``gi`` (``check_only``:
+        validate, write nothing); an error names the parameter
+        (``param_groups[0]['params'][5]``), not its place in this call."""
+        try:
+            self._update(self.param_groups[gi], params, grads, states, step, first,
+                         check_only or states is None)
+        except (TypeError, ValueError) as exc:
+            def name(m: re.Match) -> str:
+                where = f"param_groups[{gi}]['params'][{pis[int(m[2])]}]"
+                if m[1] == "params":
+                    return where
+                if m[1] == "grads":
+                    return f"the gradient of {where}"
+                return f"state[{m[1][:-1]!r}] of {where}"
+            raise type(exc)(re.sub(r"\b(\w+s)\[(\d+)\]", name, str(exc))) from None
 
     @staticmethod
     def _lists(states, name, wanted=True):
@@ -155,6 +189,9 @@ class SGD(_Base):
     def _first(self, group, state):
         return group["momentum"] != 0 and state.get("momentum_buffer") is None
 
+    def _needed(self, group, first):
+        return ("momentum_buffer",) if group["momentum"] != 0 and not first else ()
+
     def _init_state(self, group, p):
         # torch's SGD keeps no 'step' and stores the buffer only with momentum
         state = self.state[p]
@@ -162,14 +199,14 @@ class SGD(_Base):
             state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         return state
 
-    def _update(self, group, params, grads, states, step, first):
+    def _update(self, group, params, grads, states, step, first, check):
         mom = group["momentum"] != 0
         _core.sgd_update_multi(
             params, grads, lr=_scalar(group["lr"]), momentum=group["momentum"],
             momentum_buffers=self._lists(states, "momentum_buffer", mom),
             dampening=group["dampening"], nesterov=group["nesterov"],
             weight_decay=_scalar(group["weight_decay"]), maximize=group["maximize"],
-            first_step=first, _validate_only=states is None)
+            first_step=first, _validate_only=check)
 
 
 class RMSprop(_Base):
@@ -196,7 +233,7 @@ class RMSprop(_Base):
             names += ("grad_avg",)
         return names
 
-    def _update(self, group, params, grads, states, step, first):
+    def _update(self, group, params, grads, states, step, first, check):
         _core.rmsprop_update_multi(
             params, grads, self._lists(states, "square_avg"), lr=_scalar(group["lr"]),
             alpha=group["alpha"], eps=group["eps"], weight_decay=group["weight_decay"],
@@ -205,7 +242,7 @@ class RMSprop(_Base):
             centered=group["centered"],
             grad_avgs=self._lists(states, "grad_avg", group["centered"]),
             eps_in_sqrt=group.get("eps_in_sqrt", False), maximize=group["maximize"],
-            _validate_only=states is None)
+            _validate_only=check)
 
 
 class Adam(_Base):
@@ -228,7 +265,7 @@ class Adam(_Base):
     def _arrays(self, group):
         return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
 
-    def _update(self, group, params, grads, states, step, first):
+    def _update(self, group, params, grads, states, step, first, check):
         beta1, beta2 = group["betas"]
         _core.adam_update_multi(
             params, grads, self._lists(states, "exp_avg"), self._lists(states, "exp_avg_sq"),
@@ -237,7 +274,7 @@ class Adam(_Base):
             decoupled_weight_decay=group.get("decoupled_weight_decay", False),
             amsgrad=group["amsgrad"],
             max_exp_avg_sqs=self._lists(states, "max_exp_avg_sq", group["amsgrad"]),
-            maximize=group["maximize"], _validate_only=states is None)
+            maximize=group["maximize"], _validate_only=check)
 
 
 class AdamW(Adam):

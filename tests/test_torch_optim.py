@@ -263,7 +263,8 @@ def test_loaded_state_of_wrong_shape_is_rejected_at_step(torch, pt):
     opt.load_state_dict(saved)
     before = copy.deepcopy((list(model.parameters()), opt.state_dict()))
     backward_and_share(torch, [model], [opt], 1, np.float32)
-    with pytest.raises(ValueError, match=r"exp_avgs\[\d+\] has shape \(11,\)"):
+    with pytest.raises(ValueError, match=r"state\['exp_avg'\] of param_groups\[0\]\['params'\]\[3\] "
+                                         r"has shape \(11,\)"):
         opt.step()
     for a, b in zip(model.parameters(), before[0]):
         assert torch.equal(a, b)
@@ -530,3 +531,24 @@ def test_import_pyrmsprop_does_not_import_torch():
     code = "import pyrmsprop, sys; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60,
                    cwd=os.path.dirname(os.path.abspath(__file__)))   # not the checkout's root
+
+
+@pytest.mark.parametrize("name,key", [("Adam", "exp_avg_sq"), ("RMSprop", "square_avg"),
+                                      ("SGD", "momentum_buffer")])
+def test_bad_loaded_state_is_named_and_nothing_changes(name, key, torch, pt):
+    """torch.optim's load_state_dict does not check state shapes; the step does, and
+    names the parameter by its place in param_groups, not in one compiled call."""
+    ws = [torch.nn.Parameter(torch.full((n,), 1.0)) for n in (3, 4, 5)]
+    opt = getattr(pt, name)([{"params": ws[:1]}, {"params": ws[1:]}], lr=0.1,
+                            **({"momentum": 0.9} if name == "SGD" else {}))
+    for w in ws:
+        w.grad = torch.ones_like(w)
+    opt.step()
+    sd = opt.state_dict()
+    sd["state"][2][key] = torch.zeros(7)
+    opt.load_state_dict(sd)
+    before = [w.detach().clone() for w in ws]
+    with pytest.raises(ValueError, match=rf"state\['{key}'\] of param_groups\[1\]\['params'\]\[1\] "
+                                         r"has shape \(7,\)"):
+        opt.step()
+    assert all(torch.equal(w, b) for w, b in zip(ws, before))
