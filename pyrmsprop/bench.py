@@ -19,8 +19,8 @@ kernels
     ``torch_foreach``  ``torch.optim`` with ``foreach=True``; EMA:
                        ``torch._foreach_lerp_``
     ``torch_fused``    ``fused=True`` where torch has it on the CPU (Adam, SGD)
-    ``deepspeed``      Adam only: ``deepspeed.ops.adam.DeepSpeedCPUAdam`` when
-                       deepspeed is installed (``--deepspeed``; also in lists)
+    ``deepspeed``      Adam float32 only: ``deepspeed.ops.adam.DeepSpeedCPUAdam``
+                       when deepspeed is installed (``--deepspeed``; also in lists)
 
     Anchor cells read "ns/elem (Nx)": N = anchor time / pyrmsprop time.
 per-call
@@ -334,7 +334,8 @@ def _torch(rule: str, arrays: list[np.ndarray]) -> dict[str, Callable[[], object
         if "fused" in kw and not _has_fused(torch, rule):
             continue
         out[name] = cls([p], **_torch_kwargs(rule), **kw).step
-    if rule == "adam" and _DEEPSPEED is not None:
+    if rule == "adam" and _DEEPSPEED is not None and p.dtype == torch.float32:
+        # (float32 only: its CPU Adam refuses float64 parameters with float32 state)
         out["deepspeed"] = _deepspeed_step([p])
     return out
 
