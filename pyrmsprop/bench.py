@@ -584,7 +584,9 @@ def run_per_call(args, out: dict) -> None:
             rule_of[impls[-1].name] = rule
         if _TORCH is not None:
             for name, fn in _torch("adam", _arrays("adam", np.float32, n, rng)).items():
-                impls.append(Impl(f"torch Adam {name[6:] or 'single'}", fn))
+                label = ("DeepSpeed CPU Adam" if name == "deepspeed"
+                         else f"torch Adam {name[6:] or 'single'}")
+                impls.append(Impl(label, fn))
                 rule_of[impls[-1].name] = "adam"
             impls.append(Impl("torch RMSprop foreach", _torch(
                 "rmsprop", _arrays("rmsprop", np.float32, n, rng))["torch_foreach"]))
