@@ -126,6 +126,10 @@ void prm_set_num_threads(int n);       /* n >= 1                                
 int prm_get_num_threads(void);
 void prm_set_thread_threshold(ptrdiff_t elems);  /* jobs below stay serial    */
 ptrdiff_t prm_get_thread_threshold(void);
+/* The threshold is in float32-EMA elements: a job of n elements of a rule/dtype
+ * that costs w times as much per element counts as n*w; this returns the
+ * smallest n that is split for (rule, dtype).                                    */
+ptrdiff_t prm_split_elems(int rule, int dtype);
 const char *prm_thread_mode(void);
 ptrdiff_t prm_chunk_elems(void);
 

@@ -34,9 +34,17 @@
                                                 it awake, as OpenMP runtimes do)     */
 #define PRM_MAX_CHUNKS (((int64_t)1 << 24) - 1)
 
-/* Jobs smaller than this many elements stay serial.  Measured with
- * `python -m pyrmsprop.bench --threads-threshold` (docs in README). */
+/* Jobs smaller than this many float32-EMA elements stay serial (about 25 us of
+ * work on one core here): measured with `python -m pyrmsprop.bench --threshold`
+ * (README, "SIMD targets and threads").  A job's size is weighted by its rule and
+ * dtype's cost per element relative to float32 EMA (1T, in cache, this machine's
+ * benchmark: EMA 0.09 ns, SGD 0.15, RMSprop 0.37, Adam 0.55; float64 EMA 0.16,
+ * SGD 0.33, RMSprop 1.33, Adam 1.9), so that every job split costs about as much. */
 #define PRM_DEFAULT_THRESHOLD ((ptrdiff_t)1 << 18)
+static const ptrdiff_t weight[PRM_NRULES][2] = {
+    /* EMA */ {1, 2}, /* RMSprop */ {4, 15}, /* Adam */ {6, 21}, /* SGD */ {2, 4},
+    /* memory-only: splits no later than any rule it stands in for */ {6, 21},
+};
 
 /* ---- portability: mutex, condition variable, thread, atomics -------------------- */
 #if defined(_WIN32)
@@ -243,7 +251,8 @@ void prm_run(const prm_job *job)
     const prm_kernel_table *tb = prm_table();
     ptrdiff_t total = 0;
     for (ptrdiff_t t = 0; t < job->ntensors; t++) total += job->lens[t];
-    if (num_threads <= 1 || total < threshold || !a_cas(&pool.busy, 0, 1)) {
+    if (num_threads <= 1 || total < prm_split_elems(job->rule, job->dtype) ||
+        !a_cas(&pool.busy, 0, 1)) {
         run_serial(job, tb);
         return;
     }
@@ -299,5 +308,11 @@ void prm_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
 int prm_get_num_threads(void) { return num_threads; }
 void prm_set_thread_threshold(ptrdiff_t elems) { threshold = elems < 0 ? 0 : elems; }
 ptrdiff_t prm_get_thread_threshold(void) { return threshold; }
+ptrdiff_t prm_split_elems(int rule, int dtype)
+{
+    const ptrdiff_t w = (rule >= 0 && rule < PRM_NRULES && (dtype == PRM_F32 || dtype == PRM_F64))
+                            ? weight[rule][dtype] : 1;
+    return (threshold + w - 1) / w;
+}
 const char *prm_thread_mode(void) { return mode_name; }
 ptrdiff_t prm_chunk_elems(void) { return PRM_CHUNK; }

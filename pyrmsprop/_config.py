@@ -42,7 +42,10 @@ def _config() -> dict:
             "mode": _core.thread_mode(),
             "OpenMP": "not used",
             "threads": _core.get_num_threads(),
-            "serial below (elements)": _core.get_thread_threshold(),
+            "serial below (float32-EMA elements)": _core.get_thread_threshold(),
+            "split from (elements, float32/float64)": {
+                rule: [_core.split_elements(rule, dt) for dt in ("float32", "float64")]
+                for rule in ("ema", "sgd", "rmsprop", "adam")},
             "chunk (elements)": _core.chunk_elements(),
         },
     }

@@ -62,5 +62,6 @@ cdef extern from "pyrmsprop.h" nogil:
     int prm_get_num_threads() noexcept
     void prm_set_thread_threshold(Py_ssize_t elems) noexcept
     Py_ssize_t prm_get_thread_threshold() noexcept
+    Py_ssize_t prm_split_elems(int rule, int dtype) noexcept
     const char *prm_thread_mode() noexcept
     Py_ssize_t prm_chunk_elems() noexcept

@@ -820,7 +820,10 @@ def get_num_threads():
 
 
 def set_thread_threshold(n):
-    """Updates of fewer than ``n`` elements in total run on the calling thread only."""
+    """Updates smaller than ``n`` float32-EMA elements run on the calling thread only.
+
+    A call's element count is weighted by its rule and dtype's cost per element
+    (see :func:`split_elements`); 0 splits every call that has two chunks."""
     k = operator.index(n)
     if k < 0:
         raise ValueError(f"n must be >= 0, got {k}")
@@ -828,8 +831,27 @@ def set_thread_threshold(n):
 
 
 def get_thread_threshold():
-    """Updates below this many elements in total are not split across threads."""
+    """Updates below this many float32-EMA elements are not split across threads."""
     return prm_get_thread_threshold()
+
+
+_RULE_IDS = {"ema": PRM_EMA, "rmsprop": PRM_RMSPROP, "adam": PRM_ADAM, "sgd": PRM_SGD,
+             "memory_only": PRM_TOUCH}
+
+
+def split_elements(rule, dtype):
+    """The smallest total number of elements from which an update of ``rule``
+    ('ema', 'rmsprop', 'adam', 'sgd', 'memory_only') and ``dtype`` (float32 or
+    float64) is split across threads: the threshold over the rule's relative cost
+    per element."""
+    if rule not in _RULE_IDS:
+        raise ValueError(f"rule must be one of {sorted(_RULE_IDS)}, got {rule!r}")
+    name = getattr(dtype, "__name__", None) or str(dtype)
+    name = {"float32": "float32", "float64": "float64", "f": "float32", "d": "float64",
+            "f4": "float32", "f8": "float64"}.get(name.replace("<", "").replace("=", ""))
+    if name is None:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
+    return prm_split_elems(_RULE_IDS[rule], PRM_F32 if name == "float32" else PRM_F64)
 
 
 def thread_mode():

@@ -673,7 +673,7 @@ def run_busy(args, out: dict) -> None:
                 if fused is not None:
                     impls += [Impl("torch_fused", fused, threads=t) for t in (1, n_hi)]
                 measure(impls, args.budget)
-                split = n >= _core.get_thread_threshold()
+                split = n >= _core.split_elements("adam", "float32")
                 row = [phase, case, "yes" if split else "no"]
                 for one, many in zip(impls[::2], impls[1::2]):
                     for im in (one, many):
@@ -697,9 +697,9 @@ def run_busy(args, out: dict) -> None:
     if _TORCH is not None:
         heads += ["torch fused 1T", f"{n_hi}T", f"{n_hi}T/1T"]
     print(table(heads, [r + ["-"] * (len(heads) - len(r)) for r in rows], left=3))
-    print(f"\nsplit: pyrmsprop splits calls of at least {_core.get_thread_threshold()} "
-          f"elements; below that 1T and {n_hi}T run the same serial code, so their ratio "
-          f"shows the noise.")
+    print(f"\nsplit: pyrmsprop splits float32 Adam calls of at least "
+          f"{_core.split_elements('adam', 'float32')} elements; below that 1T and {n_hi}T run "
+          f"the same serial code, so their ratio shows the noise.")
 
 
 def run_threshold(args, out: dict) -> None:
@@ -728,17 +728,22 @@ def run_threshold(args, out: dict) -> None:
                 wins.append(ratio < 1.0)
             cross = next((n for k, n in enumerate(args.sizes) if all(wins[k:])), None)
             out["crossover"][f"{rule}/{dname}"] = cross
+            _core.set_thread_threshold(old)
+            in_use = _core.split_elements(rule, dname)
+            _core.set_thread_threshold(0)
             _progress("")
             print(f"\n### {TITLE[rule]} {dname}, splitting forced: 1 vs {n_hi} threads, "
                   f"ns/element\n")
             print(table(["size", "1T", f"{n_hi}T", f"{n_hi}T/1T"], rows))
             print(f"\n{n_hi} threads faster from: "
-                  f"{cross if cross is not None else 'never (in these sizes)'} elements")
+                  f"{cross if cross is not None else 'never (in these sizes)'} elements; "
+                  f"pyrmsprop splits {TITLE[rule]} {dname} from {in_use} elements")
     finally:
         _core.set_thread_threshold(old)
-    found = [c for c in out["crossover"].values() if c is not None]
-    print(f"\nCrossover (largest over rules): {max(found) if found else 'none'} elements; "
-          f"the threshold in use is {old} elements.")
+    print(f"\nThe threshold in use: {old} float32-EMA elements, i.e. each rule and dtype "
+          f"splits from {old} / (its cost per element relative to float32 EMA) elements. "
+          f"Calls here run back to back, so the worker is awake; in a training loop it "
+          f"may be asleep and a split call pays its wake-up, hence the margin.")
 
 
 def plot(path: str, records: list[dict]) -> None:
@@ -1021,7 +1026,8 @@ def print_header(h: dict, args) -> None:
           f"{', '.join(h['simd_available'])}; compiled: {', '.join(h['simd_compiled'])}; "
           f"benchmarked: {', '.join(args.simd)}")
     print(f"    threads   {h['threads']} ({h['thread_mode']}; serial below "
-          f"{h['thread_threshold']} elements); benchmarked: "
+          f"{h['thread_threshold']} float32-EMA elements, float32 Adam below "
+          f"{_core.split_elements('adam', 'float32')}); benchmarked: "
           f"{', '.join(map(str, args.threads))}")
     print(f"    python    {h['python']}, numpy {h['numpy']}, torch {torch}")
     if h.get("deepspeed"):

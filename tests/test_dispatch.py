@@ -178,6 +178,24 @@ def test_thread_threshold():
     assert chunk > 0 and chunk * 4 % 64 == 0  # chunk edges on cache lines
 
 
+def test_split_elements_weigh_the_cost_per_element():
+    """The threshold is in float32-EMA elements; costlier rules/dtypes split earlier."""
+    t = _core.get_thread_threshold()
+    f32 = {r: _core.split_elements(r, np.float32) for r in ("ema", "sgd", "rmsprop", "adam")}
+    f64 = {r: _core.split_elements(r, "float64") for r in f32}
+    assert f32["ema"] == t
+    assert f32["ema"] > f32["sgd"] > f32["rmsprop"] > f32["adam"] > 0
+    assert all(f64[r] < f32[r] for r in f32)
+    assert _core.split_elements("memory_only", np.float32) <= min(f32.values())
+    assert _core.split_elements("adam", np.dtype("float32")) == f32["adam"]
+    _core.set_thread_threshold(0)
+    assert {_core.split_elements(r, np.float64) for r in f32} == {0}
+    with pytest.raises(ValueError, match="rule must be one of"):
+        _core.split_elements("adagrad", np.float32)
+    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
+        _core.split_elements("adam", np.float16)
+
+
 def test_show_config_dicts():
     cfg = pyrmsprop.show_config(mode="dicts")
     assert set(cfg) == {"pyrmsprop", "build", "machine", "simd", "threads"}
@@ -194,7 +212,9 @@ def test_show_config_dicts():
     assert threads["threads"] == pyrmsprop.get_num_threads()
     assert threads["mode"] == _core.thread_mode()
     assert "OpenMP" in threads
-    assert threads["serial below (elements)"] == _core.get_thread_threshold()
+    assert threads["serial below (float32-EMA elements)"] == _core.get_thread_threshold()
+    assert threads["split from (elements, float32/float64)"]["adam"] == [
+        _core.split_elements("adam", np.float32), _core.split_elements("adam", np.float64)]
     assert threads["chunk (elements)"] == _core.chunk_elements()
 
 
