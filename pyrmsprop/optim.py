@@ -226,12 +226,13 @@ class Optimizer:
         fresh = False
         for group, idx in self._groups_with_index():
             batches: dict[tuple, list[int]] = {}
+            needed = set(self._state_arrays(group))
             for i, p in zip(idx, group["params"]):
                 key = (p.dtype.char, self.state[i].get("step", 0), self._first(group, i))
                 batches.setdefault(key, []).append(i)
                 # new state (first step, or an option such as momentum or amsgrad
                 # switched on in a group mid-training)
-                fresh = fresh or not set(self._state_arrays(group)) <= set(self.state[i])
+                fresh = fresh or not needed <= self.state[i].keys()
             for (_, step, first), members in batches.items():
                 params = [group["params"][i - idx.start] for i in members]
                 calls.append((group, members, params, step + 1, first,
