@@ -846,10 +846,9 @@ def split_elements(rule, dtype):
     per element."""
     if rule not in _RULE_IDS:
         raise ValueError(f"rule must be one of {sorted(_RULE_IDS)}, got {rule!r}")
-    name = getattr(dtype, "__name__", None) or str(dtype)
-    name = {"float32": "float32", "float64": "float64", "f": "float32", "d": "float64",
-            "f4": "float32", "f8": "float64"}.get(name.replace("<", "").replace("=", ""))
-    if name is None:
+    # np.float32 (a type), np.dtype("float32") or the string "float32"
+    name = getattr(dtype, "__name__", None) or getattr(dtype, "name", None) or dtype
+    if name not in ("float32", "float64"):
         raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
     return prm_split_elems(_RULE_IDS[rule], PRM_F32 if name == "float32" else PRM_F64)
 
