@@ -1,6 +1,6 @@
 """Build the compiled part of pyrmsprop (everything else is in pyproject.toml).
 
-Each SIMD target of ``pyrmsprop/_targets.py`` becomes a static library built from
+Each SIMD target of ``src/pyrmsprop/_targets.py`` becomes a static library built from
 its own wrapper file ``csrc/targets/<name>.c`` with that target's flags; the
 extension ``pyrmsprop._core`` (Cython binding, dispatch, threads) gets baseline
 flags only and links them all.  Targets follow the platform being built for
@@ -23,7 +23,7 @@ from setuptools.command.build_clib import build_clib
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
-_targets = runpy.run_path(str(HERE / "pyrmsprop" / "_targets.py"))
+_targets = runpy.run_path(str(HERE / "src" / "pyrmsprop" / "_targets.py"))
 
 
 def build_platform() -> str:
@@ -83,11 +83,11 @@ if sys.platform.startswith("linux"):
 debug = os.environ.get("PYRMSPROP_DEBUG_CYTHON") == "1"
 ext = Extension(
     "pyrmsprop._core",
-    sources=["pyrmsprop/_core.pyx", "csrc/dispatch.c", "csrc/threads.c"],
+    sources=["src/pyrmsprop/_core.pyx", "csrc/dispatch.c", "csrc/threads.c"],
     include_dirs=["csrc"],
     define_macros=macros,
     extra_link_args=link_args,
-    depends=["csrc/pyrmsprop.h", "csrc/prm_dispatch.h", "pyrmsprop/_core.pxd"],
+    depends=["csrc/pyrmsprop.h", "csrc/prm_dispatch.h", "src/pyrmsprop/_core.pxd"],
 )
 
 setup(

@@ -249,7 +249,7 @@ def test_workflow_runs_the_benchmark_when_it_exists():
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["cibuildwheel"]
     commands = " && ".join(cfg["test-command"])
     assert "pytest {project}/tests" in commands
-    if (ROOT / "pyrmsprop" / "bench.py").is_file():
+    if (ROOT / "src" / "pyrmsprop" / "bench.py").is_file():
         assert "python -m pyrmsprop.bench --quick" in commands
     else:
         assert "show_config()" in commands

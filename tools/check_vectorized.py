@@ -2,7 +2,7 @@
 """Prove that every hot loop is vectorized, at full width, on every SIMD target.
 
 Compiles each ``csrc/targets/<target>.c`` with the flags ``setup.py`` uses
-(``pyrmsprop/_targets.py``) plus GCC's ``-fopt-info-vec-optimized-missed``, and
+(``src/pyrmsprop/_targets.py``) plus GCC's ``-fopt-info-vec-optimized-missed``, and
 fails unless every ``for (`` loop of ``csrc/kernels/*.inc.c`` is reported
 vectorized with the target's vector width (baseline/NEON 16 bytes, AVX2 32,
 AVX-512 64) in as many specialised copies (option sets x dtypes) as on every
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"check_vectorized: skipped, no GCC found as {args.cc!r} (the report is GCC's)")
         return 0
 
-    table = runpy.run_path(str(ROOT / "pyrmsprop" / "_targets.py"))
+    table = runpy.run_path(str(ROOT / "src" / "pyrmsprop" / "_targets.py"))
     targets = table["targets_for"](sysconfig.get_platform())
     loops = hot_loops()
     if not loops:

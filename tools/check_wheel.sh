@@ -68,11 +68,11 @@ step "sdist contents"
 tar -tzf "$sdist" | sed 's|^[^/]*/||' | grep -v '/$' | sort >"$work/sdist.txt"
 for f in LICENSE README.md CHANGELOG.md pyproject.toml setup.py MANIFEST.in \
     csrc/pyrmsprop.h csrc/dispatch.c csrc/threads.c csrc/targets/avx512.c \
-    csrc/kernels/adam.inc.c pyrmsprop/_core.pyx pyrmsprop/_core.pxd pyrmsprop/_core.pyi \
-    pyrmsprop/py.typed tests/test_packaging.py tools/check_wheel.sh tools/check_vectorized.py; do
+    csrc/kernels/adam.inc.c src/pyrmsprop/_core.pyx src/pyrmsprop/_core.pxd src/pyrmsprop/_core.pyi \
+    src/pyrmsprop/py.typed tests/test_packaging.py tools/check_wheel.sh tools/check_vectorized.py; do
     grep -qx "$f" "$work/sdist.txt" || fail "the sdist lacks $f"
 done
-if grep -E '(^pyrmsprop/_core\.c$|\.(so|pyd|o|obj)$|__pycache__)' "$work/sdist.txt"; then
+if grep -E '(^src/pyrmsprop/_core\.c$|\.(so|pyd|o|obj)$|__pycache__)' "$work/sdist.txt"; then
     fail "the sdist holds generated C or build leftovers (above)"
 fi
 echo "$(wc -l <"$work/sdist.txt") files; sources, stubs, tests and tools present; no generated C"

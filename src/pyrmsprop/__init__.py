@@ -9,18 +9,37 @@ Importing pyrmsprop never imports torch; ``pyrmsprop.torch`` does, on demand.
 
 import os as _os
 
-from pyrmsprop import _core, schedules
-from pyrmsprop._config import show_config
-from pyrmsprop._core import (
+
+def _explain_import_error(exc: ImportError) -> None:
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    if _os.path.exists(_os.path.join(here, "_core.pyx")):
+        # A source checkout's package folder, imported before (or instead of) the
+        # installed one: its compiled extension was never built here.
+        raise ImportError(
+            f"pyrmsprop was imported from its source folder {here}, which has no compiled "
+            f"extension (pyrmsprop._core). Install it (`pip install .` in the checkout's "
+            f"root) and run Python from anywhere but {_os.path.dirname(here)}, or build it in "
+            f"place with `pip install -e .`.") from exc
+
+
+try:
+    from pyrmsprop import _core
+except ImportError as _exc:
+    _explain_import_error(_exc)
+    raise
+
+from pyrmsprop import schedules  # noqa: E402
+from pyrmsprop._config import show_config  # noqa: E402
+from pyrmsprop._core import (  # noqa: E402
     get_num_threads,
     set_num_threads,
     set_simd,
     simd_target,
     simd_targets,
 )
-from pyrmsprop._version import __version__
-from pyrmsprop.functional import adam_update, ema_update, rmsprop_update, sgd_update
-from pyrmsprop.optim import EMA, SGD, Adam, AdamW, RMSprop
+from pyrmsprop._version import __version__  # noqa: E402
+from pyrmsprop.functional import adam_update, ema_update, rmsprop_update, sgd_update  # noqa: E402
+from pyrmsprop.optim import EMA, SGD, Adam, AdamW, RMSprop  # noqa: E402
 
 __all__ = [
     "EMA",
