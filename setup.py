@@ -102,7 +102,9 @@ setup(
             "initializedcheck": debug,
             "cdivision": True,
             "freethreading_compatible": True,
-            "embedsignature": True,
+            # no embedded signature: the functions are introspectable (binding=True),
+            # so help() and inspect.signature already show one clean signature
+            "embedsignature": False,
         },
     ),
 )

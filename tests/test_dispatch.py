@@ -66,6 +66,36 @@ def test_set_simd_unknown_name(name):
     assert pyrmsprop.simd_target() == before
 
 
+_BASELINE = _core.compiled_targets()[0]          # 'baseline' on x86-64, 'neon' on ARM64
+_FOREIGN = ["neon"] if _BASELINE == "baseline" else ["avx2", "avx512"]
+
+
+@pytest.mark.parametrize("name", _FOREIGN)
+def test_set_simd_refuses_another_architectures_target(name):
+    """A target of another architecture is an unknown name, never a silent alias."""
+    pyrmsprop.set_simd(pyrmsprop.simd_targets()[-1])
+    before = pyrmsprop.simd_target()
+    with pytest.raises(ValueError, match="unknown SIMD target") as info:
+        pyrmsprop.set_simd(name)
+    assert repr(name) in str(info.value)
+    assert pyrmsprop.simd_target() == before
+
+
+@pytest.mark.parametrize("name", _FOREIGN)
+def test_env_simd_refuses_another_architectures_target(name):
+    out = run_python("import pyrmsprop", PYRMSPROP_SIMD=name)
+    assert out.returncode != 0
+    assert "ValueError" in out.stderr and f"PYRMSPROP_SIMD={name!r}" in out.stderr
+
+
+def test_baseline_is_an_alias_of_the_architectures_baseline():
+    pyrmsprop.set_simd("baseline")
+    assert pyrmsprop.simd_target() == _BASELINE
+    pyrmsprop.set_simd(_BASELINE)
+    assert pyrmsprop.simd_target() == _BASELINE
+    pyrmsprop.set_simd(pyrmsprop.simd_targets()[-1])
+
+
 def test_set_simd_not_a_string():
     with pytest.raises(TypeError, match="name"):
         pyrmsprop.set_simd(2)
@@ -240,3 +270,15 @@ def test_show_config_stdout(capsys):
 def test_show_config_bad_mode():
     with pytest.raises(ValueError, match="mode"):
         pyrmsprop.show_config(mode="json")
+
+
+def test_show_config_prints_no_empty_line(capsys):
+    pyrmsprop.show_config()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines
+    # a key without a value only heads a nested block: the next line is indented deeper
+    for line, nxt in zip(lines, lines[1:] + [""]):
+        if line.rstrip().endswith(":"):
+            indent = len(line) - len(line.lstrip())
+            assert len(nxt) - len(nxt.lstrip()) > indent, f"empty entry: {line!r}"
+    assert ("note" in pyrmsprop.show_config(mode="dicts")["simd"]) == bool(_core.target_note())

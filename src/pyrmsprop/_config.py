@@ -36,7 +36,8 @@ def _config() -> dict:
             "supported here": _core.simd_targets(),
             "in use": _core.simd_target(),
             "best": _core.best_simd_target(),
-            "note": _core.target_note(),
+            # why a compiled target is not dispatched here (macOS's AVX-512 rule), if one is not
+            **({"note": note} if (note := _core.target_note()) else {}),
         },
         "threads": {
             "mode": _core.thread_mode(),

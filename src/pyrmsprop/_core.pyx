@@ -168,7 +168,7 @@ cdef int _take(Bufs *b, Py_ssize_t t, int k, object obj, tuple names, bint writt
         raise TypeError(
             f"{_argname(names, k, t, multi)} has dtype {_float_name(dt)} but "
             f"{_argname(names, 0, 0, multi)} has dtype {_float_name(b.dtype)}; all arrays "
-            f"of one call must share one dtype")
+            f"must share one dtype")
     if k == 0:
         b.lens[t] = v.len // v.itemsize
     elif not _same_shape(v, &b.views[t * 5]):
@@ -420,9 +420,7 @@ cdef _Multi _multi(object first, str name):
 
 
 def ema_update(avg, x, *, beta):
-    """ema_update(avg, x, *, beta)
-
-    Exponentially weighted average, in place::
+    """Exponentially weighted average, in place::
 
         avg <- beta * avg + (1 - beta) * x
 
@@ -457,9 +455,7 @@ def ema_update(avg, x, *, beta):
 
 
 def ema_update_multi(avgs, xs, *, beta, bint _validate_only=False):
-    """ema_update_multi(avgs, xs, *, beta)
-
-    :func:`ema_update` over lists of arrays (pairwise equal shapes, one dtype),
+    """:func:`ema_update` over lists of arrays (pairwise equal shapes, one dtype),
     in one compiled call split across threads by total size.
     """
     cdef prm_ema_params hp
@@ -477,9 +473,7 @@ def rmsprop_update(param, grad, square_avg, *, lr=1e-2, alpha=0.99, eps=1e-8,
                    weight_decay=0.0, momentum=0.0, momentum_buffer=None,
                    bint centered=False, grad_avg=None, bint eps_in_sqrt=False,
                    bint maximize=False):
-    """rmsprop_update(param, grad, square_avg, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, momentum_buffer=None, centered=False, grad_avg=None, eps_in_sqrt=False, maximize=False)
-
-    One RMSprop step, in place, with ``torch.optim.RMSprop``'s rule and defaults::
+    """One RMSprop step, in place, with ``torch.optim.RMSprop``'s rule and defaults::
 
         g <- -g                                  if maximize
         g <- g + weight_decay * param            if weight_decay != 0
@@ -527,9 +521,7 @@ def rmsprop_update_multi(params, grads, square_avgs, *, lr=1e-2, alpha=0.99, eps
                          weight_decay=0.0, momentum=0.0, momentum_buffers=None,
                          bint centered=False, grad_avgs=None, bint eps_in_sqrt=False,
                          bint maximize=False, bint _validate_only=False):
-    """rmsprop_update_multi(params, grads, square_avgs, *, ..., momentum_buffers=None, grad_avgs=None, ...)
-
-    :func:`rmsprop_update` over lists of arrays (one dtype; each tensor's
+    """:func:`rmsprop_update` over lists of arrays (one dtype; each tensor's
     arrays share its shape), in one compiled call split across threads by
     total size.  Everything is checked before anything is written.
     """
@@ -553,9 +545,7 @@ def rmsprop_update_multi(params, grads, square_avgs, *, lr=1e-2, alpha=0.99, eps
 def adam_update(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9,
                 beta2=0.999, eps=1e-8, weight_decay=0.0, bint decoupled_weight_decay=False,
                 bint amsgrad=False, max_exp_avg_sq=None, bint maximize=False):
-    """adam_update(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False, amsgrad=False, max_exp_avg_sq=None, maximize=False)
-
-    One Adam (or AdamW) step, in place, with ``torch.optim.Adam``'s rule and
+    """One Adam (or AdamW) step, in place, with ``torch.optim.Adam``'s rule and
     defaults.  ``step`` is the 1-based number of this update::
 
         g <- -g                                       if maximize
@@ -563,7 +553,7 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9,
         AdamW (decoupled): param <- param * (1 - lr * weight_decay)
         exp_avg    <- lerp(exp_avg, g, 1 - beta1)
         exp_avg_sq <- beta2 * exp_avg_sq + (1 - beta2) * g * g
-        amsgrad:   max_exp_avg_sq <- max(max_exp_avg_sq, exp_avg_sq), used for v below
+        v = exp_avg_sq,  or with amsgrad:  max_exp_avg_sq <- max(max_exp_avg_sq, exp_avg_sq); v = max_exp_avg_sq
         bc1 = 1 - beta1**step ;  bc2 = 1 - beta2**step          (double precision)
         d <- sqrt(v) / sqrt(bc2) + eps
         param <- param - (lr / bc1) * exp_avg / d
@@ -597,9 +587,7 @@ def adam_update_multi(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, be
                       beta2=0.999, eps=1e-8, weight_decay=0.0,
                       bint decoupled_weight_decay=False, bint amsgrad=False,
                       max_exp_avg_sqs=None, bint maximize=False, bint _validate_only=False):
-    """adam_update_multi(params, grads, exp_avgs, exp_avg_sqs, *, step, ..., max_exp_avg_sqs=None, ...)
-
-    :func:`adam_update` over lists of arrays (one dtype; each tensor's arrays
+    """:func:`adam_update` over lists of arrays (one dtype; each tensor's arrays
     share its shape), in one compiled call split across threads by total size.
     Everything is checked before anything is written.
     """
@@ -620,9 +608,7 @@ def adam_update_multi(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, be
 
 def sgd_update(param, grad, *, lr, momentum=0.0, momentum_buffer=None, dampening=0.0,
                bint nesterov=False, weight_decay=0.0, bint maximize=False):
-    """sgd_update(param, grad, *, lr, momentum=0.0, momentum_buffer=None, dampening=0.0, nesterov=False, weight_decay=0.0, maximize=False)
-
-    One SGD step, in place, with ``torch.optim.SGD``'s rule::
+    """One SGD step, in place, with ``torch.optim.SGD``'s rule::
 
         g <- -g                                       if maximize
         g <- g + weight_decay * param                 if weight_decay != 0
@@ -658,9 +644,7 @@ def sgd_update(param, grad, *, lr, momentum=0.0, momentum_buffer=None, dampening
 def sgd_update_multi(params, grads, *, lr, momentum=0.0, momentum_buffers=None,
                      dampening=0.0, bint nesterov=False, weight_decay=0.0,
                      bint maximize=False, bint first_step=False, bint _validate_only=False):
-    """sgd_update_multi(params, grads, *, lr, momentum=0.0, momentum_buffers=None, dampening=0.0, nesterov=False, weight_decay=0.0, maximize=False, first_step=False)
-
-    :func:`sgd_update` over lists of arrays, in one compiled call split across
+    """:func:`sgd_update` over lists of arrays, in one compiled call split across
     threads by total size.  ``first_step=True`` is torch's first momentum step:
     ``momentum_buffer <- g`` (whatever the buffers held) instead of the
     momentum update.
@@ -680,9 +664,7 @@ def sgd_update_multi(params, grads, *, lr, momentum=0.0, momentum_buffers=None,
 
 
 def all_finite(arrays):
-    """all_finite(arrays) -> bool
-
-    True when no element of the float32/float64 arrays in the list is NaN or
+    """True when no element of the float32/float64 arrays in the list is NaN or
     +-Inf (the optimizers' ``skip_nonfinite`` check; one vectorized pass).
     """
     if not isinstance(arrays, (list, tuple)):
@@ -704,9 +686,7 @@ def all_finite(arrays):
 
 
 def memory_only_update(a0, a1, a2=None, a3=None):
-    """memory_only_update(a0, a1, a2=None, a3=None)
-
-    The benchmark's bandwidth limit: ``a0 += a1`` and, when given, ``a2 += a1``
+    """The benchmark's bandwidth limit: ``a0 += a1`` and, when given, ``a2 += a1``
     and ``a3 += a1``, in one pass through the same dispatch and threads as the
     optimizer kernels.  With 2, 3 or 4 arrays it moves exactly the bytes of
     EMA, RMSprop/SGD-momentum and Adam respectively, with no other arithmetic.
@@ -758,18 +738,18 @@ def best_simd_target():
 
 
 def set_simd(name):
-    """set_simd(name)
-
-    Use the kernels compiled for SIMD target ``name`` ('baseline', 'avx2',
-    'avx512'; 'neon' on ARM).  Every target gives bit-identical results; this
-    exists to test and benchmark them.  A name this build lacks or this CPU does
-    not support raises ``ValueError``.  Not thread-safe: do not call it while
-    updates run in other threads.
+    """Use the kernels compiled for SIMD target ``name``: 'baseline', 'avx2' or
+    'avx512' on x86-64; 'neon' on ARM64, where 'baseline' is an alias of it (the
+    baseline there is NEON).  Every target gives bit-identical results; this
+    exists to test and benchmark them.  A name this build lacks (a target of
+    another architecture included) or this CPU does not support raises
+    ``ValueError``.  Not thread-safe: do not call it while updates run in other
+    threads.
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
     key = name.strip().lower()
-    if key == "baseline" or key == "neon":
+    if key == "baseline":
         key = _name(0)
     for t in range(PRM_NTARGETS):
         if _name(t) == key:
@@ -798,9 +778,7 @@ def compiler():
 
 
 def set_num_threads(n):
-    """set_num_threads(n)
-
-    Use up to ``n`` threads (the caller and ``n - 1`` pool workers) for updates
+    """Use up to ``n`` threads (the caller and ``n - 1`` pool workers) for updates
     large enough to gain from it.  Results do not depend on ``n``.
     """
     if isinstance(n, bool):
