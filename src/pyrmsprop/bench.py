@@ -857,18 +857,17 @@ def parse_args(argv) -> argparse.Namespace:
                "to 1.6e7 (6.4e7 float64 Adam alone is 2 GB of arrays plus torch's state, and "
                "slow) unless --sizes is given, which applies to both dtypes. Repetitions scale "
                "with size (5..15, about 4 s per size and thread count; --quick 3..7, 0.4 s). "
-               "The JSON schema is in the module docstring (pydoc pyrmsprop.bench).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+               "The JSON schema is in the module docstring (pydoc pyrmsprop.bench).")
     ap.add_argument("--quick", action="store_true",
                     help="under 30 s: float32, sizes 1e3,6.4e4,1e6, fewer repetitions; every "
                          "rule, anchor and section")
     ap.add_argument("--sizes", type=_csv(_size), default=None,
-                    help="comma list of element counts, e.g. 1e3,64000,1.6e7")
+                    help="comma list of element counts, e.g. 1e3,64000,1.6e7 (default: see below)")
     ap.add_argument("--threads", type=_csv(_thread_count), default="1,N",
-                    help="comma list of thread counts; N = all threads")
+                    help="comma list of thread counts; N = all threads (default: 1,N)")
     ap.add_argument("--simd", default="best",
                     help="'best', 'all' (every target this CPU supports) or a comma list of "
-                         f"targets ({', '.join(_core.simd_targets())})")
+                         f"targets ({', '.join(_core.simd_targets())}) (default: best)")
     ap.add_argument("--rules", type=_csv(_choice(RULES)), default=None,
                     help=f"comma list of {', '.join(RULES)} (default: all; --busy: adam)")
     ap.add_argument("--dtypes", type=_csv(_dtype), default=None,
@@ -877,14 +876,14 @@ def parse_args(argv) -> argparse.Namespace:
     ap.add_argument("--repeat", type=_positive, default=None,
                     help="repetitions per measurement (default: scaled by size)")
     ap.add_argument("--sections", type=_csv(_choice(SECTIONS)), default=list(SECTIONS),
-                    help=f"comma list of {', '.join(SECTIONS)}")
+                    help=f"comma list of {', '.join(SECTIONS)} (default: all)")
     ap.add_argument("--lists", type=_csv(_choice(LISTS)), default=list(LISTS),
-                    help=f"parameter lists for the lists section: {', '.join(LISTS)}")
+                    help=f"parameter lists for the lists section: {', '.join(LISTS)} (default: all)")
     ap.add_argument("--no-torch", action="store_true", help="omit the torch anchors")
     ap.add_argument("--deepspeed", choices=("auto", "yes", "no"), default="auto",
                     help="DeepSpeed's CPU Adam as an anchor (Adam kernels and lists): auto = "
                          "when deepspeed is installed, except with --quick (its first use "
-                         "compiles it, about a minute); yes = required")
+                         "compiles it, about a minute); yes = required (default: auto)")
     ap.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     ap.add_argument("--plot", metavar="PATH",
                     help="write a PNG of GB/s vs size per implementation (needs matplotlib)")
