@@ -838,3 +838,86 @@ def test_state_arrays_share_one_aligned_buffer(via):
         assert all(a.flags.c_contiguous and a.flags.writeable for a in arrays)
     ema = pyrmsprop.EMA(params)
     assert len({id(a.base) for a in ema.averages}) == 2   # one per dtype
+
+
+# ------------------------------------------------- lists that mix dtypes; one array for a list
+
+
+def _mixed_params():
+    rng = np.random.default_rng(7)
+    return [rng.standard_normal(s).astype(dt) for s, dt in
+            [((6, 5), np.float32), ((5,), np.float64), ((3, 4), np.float64), ((4,), np.float32)]]
+
+
+def test_ema_over_mixed_dtypes_matches_float64_reference(tmp_path):
+    """The README's optimizer example: one EMA over float32 and float64 arrays."""
+    params = _mixed_params()
+    ema = pyrmsprop.EMA(params, beta=0.9)
+    opt = pyrmsprop.Adam(params, lr=0.05)
+    ref = [np.zeros(p.shape) for p in params]
+    for t in range(1, 31):
+        opt.step([np.sin(p.astype(np.float64) * t).astype(p.dtype) for p in params])
+        ema.update(params)
+        ref = [0.9 * r + 0.1 * p.astype(np.float64) for r, p in zip(ref, params)]
+    for a, p, r in zip(ema.average(), params, ref):
+        assert a.dtype == p.dtype and a.shape == p.shape
+        tol = 2e-5 if p.dtype == np.float32 else 1e-12
+        e = r / (1 - 0.9**30)
+        assert np.abs(a - e).max() <= tol * np.abs(e).max()
+    out = [np.zeros_like(p) for p in params]
+    ema.copy_to(out)
+    assert [o.tobytes() for o in out] == [a.tobytes() for a in ema.average()]
+    sd = ema.state_dict()
+    assert [a.dtype for a in sd["averages"]] == [p.dtype for p in params]
+    twin, twin2 = pyrmsprop.EMA(params), pyrmsprop.EMA(params)
+    twin.load_state_dict(sd)
+    ema.save(tmp_path / "mixed.npz")
+    twin2.load(tmp_path / "mixed.npz")
+    for e in (ema, twin, twin2):
+        e.update(params)
+    assert [a.tobytes() for a in twin.average()] == [a.tobytes() for a in ema.average()]
+    assert [a.tobytes() for a in twin2.average()] == [a.tobytes() for a in ema.average()]
+
+
+def test_ema_over_mixed_dtypes_checks_every_dtype_before_writing():
+    params = _mixed_params()
+    ema = pyrmsprop.EMA(params, beta=0.9)
+    ema.update(params)
+    before = [a.tobytes() for a in ema.averages]
+    bad_last = params[:3] + [np.zeros(4, np.float64)]          # float32 average, float64 param
+    with pytest.raises(TypeError, match=r"params\[3\] has dtype float64 but averages\[3\] has "
+                                        r"dtype float32") as info:
+        ema.update(bad_last)
+    assert "call" not in str(info.value)
+    bad_shape = params[:3] + [np.zeros(5, np.float32)]        # the second dtype's call is bad
+    with pytest.raises(ValueError, match=r"params\[3\] has shape \(5,\) but averages\[3\]"):
+        ema.update(bad_shape)
+    assert [a.tobytes() for a in ema.averages] == before and ema.num_updates == 1
+
+
+def test_a_single_array_for_a_list_is_a_clear_type_error():
+    params = _mixed_params()
+    opt = pyrmsprop.SGD(params, lr=0.1)
+    ema = pyrmsprop.EMA(params)
+    before = [p.tobytes() for p in params]
+    for call, name in [(lambda: opt.step(np.ones(3)), "grads"),
+                       (lambda: ema.update(np.ones(3)), "params"),
+                       (lambda: ema.copy_to(np.ones(3)), "params"),
+                       (lambda: opt.step(5), "grads")]:
+        with pytest.raises(TypeError, match=rf"{name} must be a list of arrays") as info:
+            call()
+        assert "has 3 arrays" not in str(info.value)
+    with pytest.raises(TypeError, match="params must be a list of arrays, not a single array"):
+        pyrmsprop.EMA(np.ones(3))
+    assert [p.tobytes() for p in params] == before
+
+
+def test_step_names_a_gradient_of_the_wrong_dtype_without_speaking_of_calls():
+    params = _mixed_params()
+    opt = pyrmsprop.Adam(params)
+    grads = [np.ones_like(p) for p in params]
+    grads[1] = grads[1].astype(np.float32)
+    with pytest.raises(TypeError, match=r"grads\[1\] has dtype float32 but params\[1\] has "
+                                        r"dtype float64") as info:
+        opt.step(grads)
+    assert "call" not in str(info.value)

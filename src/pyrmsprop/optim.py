@@ -56,6 +56,32 @@ def _check_params(params: list, where: str, written: bool = True) -> None:
             raise ValueError(f"{where}[{a}] and {where}[{b}] share memory")
 
 
+def _as_list(arrays, name: str, count: int, owner: str, what: str) -> list:
+    """``arrays`` as a list of ``count`` items; one ndarray (a common slip: its rows
+    would pass for a list) or a non-iterable is a TypeError naming ``name``."""
+    if isinstance(arrays, np.ndarray):
+        raise TypeError(f"{name} must be a list of arrays (one per {what}, in order), not a "
+                        f"single array")
+    try:
+        out = list(arrays)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of arrays (one per {what}, in order), got "
+                        f"{type(arrays).__name__}") from None
+    if len(out) != count:
+        raise ValueError(f"{name} has {len(out)} arrays but {owner} has {count} {what}s")
+    return out
+
+
+def _check_dtypes(arrays: list, name: str, like: list, like_name: str) -> None:
+    """``arrays[i]`` must have ``like[i]``'s dtype (checked before any compiled call,
+    whose message would speak of arrays of one call)."""
+    for i, (a, b) in enumerate(zip(arrays, like)):
+        dt = getattr(a, "dtype", None)
+        if dt is not None and dt in (np.float32, np.float64) and dt != b.dtype:
+            raise TypeError(f"{name}[{i}] has dtype {dt} but {like_name}[{i}] has dtype "
+                            f"{b.dtype}; each must match")
+
+
 _ALIGN = 64   # bytes: each state array starts on a cache line of its buffer
 
 
@@ -217,11 +243,9 @@ class Optimizer:
         gradient holds NaN or Inf (``skipped_steps`` counts those); else True.
         Every argument is checked before any array is written.
         """
-        grads = list(grads) if not isinstance(grads, list) else grads
-        total = len(self.state)
-        if len(grads) != total:
-            raise ValueError(f"grads has {len(grads)} arrays but the optimizer has "
-                             f"{total} parameters")
+        grads = _as_list(grads, "grads", len(self.state), "the optimizer", "parameter")
+        _check_dtypes(grads, "grads", [p for g in self.param_groups for p in g["params"]],
+                      "params")
         calls = []
         fresh = False
         for group, idx in self._groups_with_index():
@@ -546,21 +570,37 @@ class EMA:
     """
 
     def __init__(self, params, beta: float = 0.999, bias_correction: bool = True) -> None:
+        if isinstance(params, np.ndarray):
+            raise TypeError("params must be a list of arrays, not a single array")
         params = list(params)
         _check_params(params, "params", written=False)   # only read: read-only arrays are fine
         _core.ema_update_multi([], [], beta=beta, _validate_only=True)  # checks beta
         self.beta = float(beta)
         self.bias_correction = bool(bias_correction)
-        self.averages = _packed_by_dtype(params)
+        self._set_averages(_packed_by_dtype(params))
         self.num_updates = 0
 
+    def _set_averages(self, averages: list[np.ndarray]) -> None:
+        self.averages = averages
+        # one compiled call per dtype: the numbers of the averages of each dtype
+        by_dtype: dict[np.dtype, list[int]] = {}
+        for i, a in enumerate(averages):
+            by_dtype.setdefault(a.dtype, []).append(i)
+        self._by_dtype = list(by_dtype.values())
+
     def update(self, params) -> None:
-        """Fold the current values of ``params`` into the averages."""
-        try:
-            _core.ema_update_multi(self.averages, list(params), beta=self.beta)
-        except (TypeError, ValueError) as exc:
-            raise _renamed(exc, range(len(self.averages)),
-                           {"xs": "params", "avgs": "averages"}) from None
+        """Fold the current values of ``params`` (one array per average, in order)
+        into the averages; every array is checked before any average is written."""
+        params = _as_list(params, "params", len(self.averages), "the EMA", "average")
+        _check_dtypes(params, "params", self.averages, "averages")
+        for validate in ([True] if len(self._by_dtype) > 1 else []) + [False]:
+            for idx in self._by_dtype:
+                try:
+                    _core.ema_update_multi([self.averages[i] for i in idx],
+                                           [params[i] for i in idx], beta=self.beta,
+                                           _validate_only=validate)
+                except (TypeError, ValueError) as exc:
+                    raise _renamed(exc, idx, {"xs": "params", "avgs": "averages"}) from None
         self.num_updates += 1
 
     def _scale(self) -> float:
@@ -575,10 +615,7 @@ class EMA:
 
     def copy_to(self, params) -> None:
         """Write :meth:`average` into ``params`` (checked for shapes/dtypes first)."""
-        params = list(params)
-        if len(params) != len(self.averages):
-            raise ValueError(f"params has {len(params)} arrays, the EMA has "
-                             f"{len(self.averages)}")
+        params = _as_list(params, "params", len(self.averages), "the EMA", "average")
         for i, (p, a) in enumerate(zip(params, self.averages)):
             if not isinstance(p, np.ndarray) or p.shape != a.shape or p.dtype != a.dtype:
                 raise ValueError(f"params[{i}] must be an array of shape {a.shape} and dtype "
@@ -614,7 +651,7 @@ class EMA:
         self.bias_correction = bool(state_dict["bias_correction"])
         self.num_updates = int(n)
         avgs = [np.asarray(a) for a in avgs]
-        self.averages = _packed_by_dtype(avgs, avgs)
+        self._set_averages(_packed_by_dtype(avgs, avgs))
 
     def save(self, path) -> None:
         meta = {"format": _FORMAT, "kind": "EMA", "beta": self.beta,
