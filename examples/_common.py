@@ -9,6 +9,7 @@ computed and printed, and the plot is skipped with a message.
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
@@ -19,14 +20,36 @@ def fast_from_env():
 
 
 def make_parser(description, png_name):
-    """An ArgumentParser with --fast, --out (default docs/images/<png_name>) and --no-plot."""
+    """An ArgumentParser with --fast, --out, --update-docs and --no-plot; call
+    :func:`parse` on it to resolve where the PNG goes."""
     parser = argparse.ArgumentParser(description=description)
+    parser.set_defaults(png_name=png_name)
     parser.add_argument("--fast", action="store_true", default=fast_from_env(),
                         help="shrink the run for CI (also PYRMSPROP_EXAMPLES_FAST=1)")
-    parser.add_argument("--out", type=Path, default=IMAGES / png_name,
-                        help=f"where to write the PNG (default: docs/images/{png_name})")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, default=None,
+                       help=f"where to write the PNG (default: {scratch_png(png_name)})")
+    where.add_argument("--update-docs", action="store_true",
+                       help=f"write the committed figure docs/images/{png_name} (not with --fast)")
     parser.add_argument("--no-plot", action="store_true", help="compute and print only")
     return parser
+
+
+def scratch_png(png_name):
+    return Path(tempfile.gettempdir()) / "pyrmsprop-examples" / png_name
+
+
+def parse(parser, argv):
+    """``parser.parse_args(argv)`` with ``args.out`` resolved: --out, the committed
+    figure with --update-docs, else a scratch file outside the checkout."""
+    args = parser.parse_args(argv)
+    if args.update_docs:
+        if args.fast:
+            parser.error("--update-docs writes the committed figure: run it without --fast")
+        args.out = IMAGES / args.png_name
+    elif args.out is None:
+        args.out = scratch_png(args.png_name)
+    return args
 
 
 def new_figure(**kwargs):

@@ -36,7 +36,7 @@ sqrt) only postpone the jump.
 import sys
 
 import numpy as np
-from _common import make_parser, new_figure, print_table, save
+from _common import make_parser, new_figure, parse, print_table, save
 
 import pyrmsprop
 
@@ -122,7 +122,7 @@ def plot(paths, rows, out, fast):
 def main(argv=None):
     parser = make_parser(__doc__.splitlines()[0], "elongated_bowl.png")
     parser.add_argument("--steps", type=int, default=None, help="steps per method (default 200)")
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     steps = args.steps or (150 if args.fast else 200)
 
     paths = {name: run(name, lr, steps) for name, (lr, _) in METHODS.items()}

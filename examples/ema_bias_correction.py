@@ -20,7 +20,7 @@ docs/images/ema_bias_correction.png); ``--fast`` for CI, ``--no-plot``.
 import sys
 
 import numpy as np
-from _common import make_parser, new_figure, print_table, save
+from _common import make_parser, new_figure, parse, print_table, save
 
 import pyrmsprop
 
@@ -78,7 +78,7 @@ def plot(theta, truth, curves, out, fast):
 
 def main(argv=None):
     parser = make_parser(__doc__.splitlines()[0], "ema_bias_correction.png")
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     days = 120 if args.fast else 365
     truth, theta = temperatures(days)
     curves = {beta: smooth(theta, beta) for beta in BETAS}

@@ -27,7 +27,7 @@ import sys
 import time
 
 import numpy as np
-from _common import make_parser, new_figure, print_table, save
+from _common import make_parser, new_figure, parse, print_table, save
 
 import pyrmsprop
 from pyrmsprop.schedules import InverseTimeDecay
@@ -173,7 +173,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="split, weights and batches")
     parser.add_argument("--progress", action="store_true",
                         help="progress bar per epoch on stderr (default: only on a terminal)")
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     epochs = args.epochs or (12 if args.fast else 40)
     show_progress = args.progress or sys.stderr.isatty()
 

@@ -18,7 +18,7 @@ import sys
 import time
 
 import numpy as np
-from _common import make_parser, new_figure, print_table, save
+from _common import make_parser, new_figure, parse, print_table, save
 from train_digits import batch_size_arg, batches, init_params, load_data
 
 LR = 3e-3
@@ -60,7 +60,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=batch_size_arg, default=128, metavar="64..512",
                         help="mini-batch size (default 128)")
     parser.add_argument("--seed", type=int, default=0, help="split, weights and batches")
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     epochs = args.epochs or (12 if args.fast else 40)
     try:
         import torch

@@ -146,3 +146,33 @@ def test_without_matplotlib(name, tmp_path, monkeypatch, capsys):
     summary = load(name).main(["--fast", "--out", str(out)])
     assert summary["png"] is None and not out.exists()
     assert "plot skipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["elongated_bowl", "ema_bias_correction"])
+def test_a_trial_run_leaves_the_committed_figures_alone(name, tmp_path, monkeypatch, capsys):
+    """Without --out or --update-docs the PNG goes to a scratch folder, never docs/images/."""
+    pytest.importorskip("matplotlib", reason="matplotlib is needed to draw the PNGs")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)        # re-read TMPDIR
+    committed = EXAMPLES.parent / "docs" / "images" / f"{name}.png"
+    before = committed.read_bytes() if committed.exists() else None
+    summary = load(name).main(["--fast"])
+    assert Path(summary["png"]) == tmp_path / "pyrmsprop-examples" / f"{name}.png"
+    assert Path(summary["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (committed.read_bytes() if committed.exists() else None) == before
+
+
+def test_update_docs_is_refused_with_fast(capsys):
+    with pytest.raises(SystemExit) as info:
+        load("elongated_bowl").main(["--fast", "--update-docs"])
+    assert info.value.code == 2
+    assert "--update-docs" in capsys.readouterr().err
+
+
+def test_update_docs_targets_the_committed_figure():
+    load("elongated_bowl")
+    common = sys.modules["_common"]          # the helper the example imported
+    args = common.parse(common.make_parser("x", "elongated_bowl.png"), ["--update-docs"])
+    assert args.out == EXAMPLES.parent / "docs" / "images" / "elongated_bowl.png"
+    args = common.parse(common.make_parser("x", "elongated_bowl.png"), [])
+    assert EXAMPLES.parent not in args.out.parents
