@@ -3,6 +3,7 @@ absent.  Tiny sizes and repeat counts; no timing is asserted."""
 
 import json
 import math
+import re
 import sys
 
 import numpy as np
@@ -72,6 +73,18 @@ def test_help_documents_defaults(capsys):
     assert rc == 0
     for text in ("--quick", "--json", "--plot", "--busy", "--threshold", "1.6e7", "float64"):
         assert text in out
+    # each option's help states its default at most once, and never "None"
+    options = {}
+    for block in re.split(r"\n  (?=--)", out.split("options:", 1)[1])[1:]:
+        name = block.split()[0].lstrip("-")
+        options[name] = " ".join(block.split())
+    assert {"threads", "simd", "deepspeed", "rules", "dtypes", "quick"} <= set(options)
+    for text in options.values():
+        assert "(default: None)" not in text, text
+        assert text.count("(default:") <= 1, text
+    for name, default in [("threads", "1,N"), ("simd", "best"), ("deepspeed", "auto"),
+                          ("rules", "all"), ("dtypes", "both")]:
+        assert f"(default: {default}" in options[name], options[name]
 
 
 def test_sizes_format_and_parse_round_trip():
