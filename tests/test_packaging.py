@@ -253,3 +253,20 @@ def test_workflow_runs_the_benchmark_when_it_exists():
         assert "python -m pyrmsprop.bench --quick" in commands
     else:
         assert "show_config()" in commands
+
+
+# ---------------------------------------------------------------------------
+# the README's two commands (tools/ci/readme_commands.sh runs them in a fresh clone)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.skipif(not (ROOT / "tools" / "ci" / "readme_commands.sh").is_file(),
+                    reason="no tools/ci/ next to the tests")
+def test_readme_states_the_two_commands_that_ci_runs():
+    r = subprocess.run(["bash", str(ROOT / "tools" / "ci" / "readme_commands.sh"), "--print"],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    main, tests = r.stdout.splitlines()
+    # each does its own set-up, from a fresh clone's root
+    assert main.startswith("pip install . && python -m pyrmsprop.bench --quick"), main
+    assert tests.startswith('pip install ".[test]" "torch==2.13.0" && pytest'), tests
+    assert "tools/ci/readme_commands.sh" in (ROOT / ".ci" / "run").read_text()
