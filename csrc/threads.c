@@ -11,11 +11,15 @@
  *     double) of one tensor, so chunk edges fall on cache lines of each array;
  *   - kernels are elementwise, so every split gives the same bits.
  *
- * Claiming is one 64-bit atomic "ticket": generation (16 bits) | number of
- * chunks (24) | next chunk (24).  A worker that wakes late compares the whole
+ * Claiming is one 64-bit atomic "ticket": generation (15 bits) | number of
+ * chunks (24) | next chunk (24), 63 bits, so a ticket is never negative and no
+ * shift ever reaches the sign bit.  A worker that wakes late compares the whole
  * ticket in a compare-and-swap, so it can never claim a chunk of a job that has
  * ended; it reads the job only after a successful claim, when the caller is
- * still waiting for that chunk and the job is alive.
+ * still waiting for that chunk and the job is alive.  (The generation wraps every
+ * 32768 jobs; a worker that slept through exactly a multiple of that many and
+ * finds the very same ticket claims a chunk that is genuinely unclaimed in the
+ * current job, which is just as correct.)
  * A second caller that finds the pool busy runs its job serially.
  * No threading runtime (OpenMP, TBB) is used: pthreads, or Win32 threads.
  */
@@ -126,7 +130,7 @@ static struct {
     int wanted;                 /* workers taking part in the current job             */
     int nworkers;               /* workers started                                    */
     prm_atomic busy;            /* 1 while a caller owns the pool                     */
-    prm_atomic ticket;          /* gen16 | nchunks24 | next24                         */
+    prm_atomic ticket;          /* gen15 | nchunks24 | next24                         */
     prm_atomic done;            /* chunks finished in the current job                 */
     prm_job job;                /* the current job, valid while chunks are pending    */
     const ptrdiff_t *cstart;    /* first chunk of each tensor, ntensors + 1 entries   */
@@ -137,9 +141,10 @@ static struct {
 static int num_threads = 1;
 static ptrdiff_t threshold = PRM_DEFAULT_THRESHOLD;
 
+#define PRM_GEN_MASK 0x7fff   /* 15 bits: (gen & PRM_GEN_MASK) << 48 stays below 2^63 */
 #define TICKET(gen, nch, next) \
-    ((((int64_t)(gen) & 0xffff) << 48) | ((int64_t)(nch) << 24) | (int64_t)(next))
-#define TICKET_GEN(t) (((t) >> 48) & 0xffff)
+    ((((int64_t)(gen) & PRM_GEN_MASK) << 48) | ((int64_t)(nch) << 24) | (int64_t)(next))
+#define TICKET_GEN(t) (((t) >> 48) & PRM_GEN_MASK)
 #define TICKET_NCH(t) (((t) >> 24) & 0xffffff)
 #define TICKET_NEXT(t) ((t) & 0xffffff)
 
@@ -158,14 +163,14 @@ static void run_chunk(int64_t idx)
     prm_apply(pool.tb, &pool.job, lo, first, last);
 }
 
-/* Claim and run chunks of generation gen16 until none is left; returns how many
+/* Claim and run chunks of generation gen15 until none is left; returns how many
  * this thread ran.  A worker reports each chunk as done at once. */
-static int64_t claim_chunks(int64_t gen16, int is_worker)
+static int64_t claim_chunks(int64_t gen15, int is_worker)
 {
     int64_t ran = 0;
     for (;;) {
         const int64_t t = a_load(&pool.ticket);
-        if (TICKET_GEN(t) != gen16 || TICKET_NEXT(t) >= TICKET_NCH(t)) break;
+        if (TICKET_GEN(t) != gen15 || TICKET_NEXT(t) >= TICKET_NCH(t)) break;
         if (!a_cas(&pool.ticket, t, t + 1)) continue;
         run_chunk(TICKET_NEXT(t));
         ran++;
@@ -193,7 +198,7 @@ static void worker_loop(int id)
         seen = pool.gen;
         const int take_part = id < pool.wanted;
         mutex_unlock(&pool.m);
-        if (take_part) claim_chunks(seen & 0xffff, 1);
+        if (take_part) claim_chunks(seen & PRM_GEN_MASK, 1);
         mutex_lock(&pool.m);
     }
 }
@@ -284,13 +289,13 @@ void prm_run(const prm_job *job)
     pool.tb = tb;
     pool.wanted = workers;
     a_store(&pool.gen, pool.gen + 1);
-    const int64_t gen16 = pool.gen & 0xffff;
+    const int64_t gen15 = pool.gen & PRM_GEN_MASK;
     a_store(&pool.done, 0);
-    a_store(&pool.ticket, TICKET(gen16, nchunks, 0));
+    a_store(&pool.ticket, TICKET(gen15, nchunks, 0));
     cond_broadcast(&pool.work_cv);
     mutex_unlock(&pool.m);
 
-    const int64_t mine = claim_chunks(gen16, 0);
+    const int64_t mine = claim_chunks(gen15, 0);
     if (a_add(&pool.done, mine) != nchunks) {
         /* only chunks that running workers claimed are left */
         for (int spin = 0; spin < PRM_SPIN && a_load(&pool.done) != nchunks; spin++) cpu_relax();

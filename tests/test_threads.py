@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import pyrmsprop
+import pyrmsprop.functional as F
 from pyrmsprop import _core
 
 
@@ -182,3 +183,30 @@ def _beside_torch(torch):
     with ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(ours if k % 2 == 0 else theirs, k) for k in range(8)]
         assert all(f.result(timeout=120) for f in futures)
+
+
+def test_many_pooled_jobs_match_serial():
+    """More than 2**16 jobs through the pool, so the job generation in the claim ticket
+    passes 2**15 (where it was once shifted into the sign bit of a signed 64-bit
+    integer: undefined behaviour, which UBSan reports) and then wraps around.  Each job
+    is a multi update of two tiny tensors (one chunk each, so with threshold 0 and two
+    threads every call is posted to the pool); the bytes equal a serial run's."""
+    jobs = 2**16 + 300
+    rng = np.random.default_rng(11)
+
+    def run(threads):
+        pyrmsprop.set_num_threads(threads)
+        _core.set_thread_threshold(0)
+        ps = [a.copy() for a in start]
+        gs = [np.full(3, 0.25, np.float32), np.full(5, -0.5, np.float32)]
+        ms = [np.zeros_like(p) for p in ps]
+        vs = [np.zeros_like(p) for p in ps]
+        for t in range(1, jobs + 1):
+            F.adam_update_multi(ps, gs, ms, vs, step=t, lr=1e-3)
+        return ps + ms + vs
+
+    start = [rng.standard_normal(3, dtype=np.float32), rng.standard_normal(5, dtype=np.float32)]
+    pooled = run(2)
+    serial = run(1)
+    assert same(pooled, serial)
+    assert abs(float(pooled[0][0] - start[0][0]) + jobs * 1e-3) < 1.0  # Adam moved p by ~lr a step
