@@ -317,7 +317,9 @@ ptrdiff_t prm_split_elems(int rule, int dtype)
 {
     const ptrdiff_t w = (rule >= 0 && rule < PRM_NRULES && (dtype == PRM_F32 || dtype == PRM_F64))
                             ? weight[rule][dtype] : 1;
-    return (threshold + w - 1) / w;
+    /* ceil(threshold / w) without forming threshold + w - 1, which overflows for
+     * thresholds near PTRDIFF_MAX (a negative result would split every job) */
+    return threshold / w + (threshold % w != 0);
 }
 const char *prm_thread_mode(void) { return mode_name; }
 ptrdiff_t prm_chunk_elems(void) { return PRM_CHUNK; }
