@@ -138,8 +138,11 @@ static struct {
 } pool = {PRM_MUTEX_INIT, PRM_COND_INIT, PRM_COND_INIT, 0, 0, 0, 0, 0, 0,
           {0, 0, 0, NULL, NULL, NULL}, NULL, NULL};
 
-static int num_threads = 1;
-static ptrdiff_t threshold = PRM_DEFAULT_THRESHOLD;
+/* Settings: written by set_num_threads / set_thread_threshold (from any Python
+ * thread, and without a GIL on free-threaded builds) while other threads run
+ * prm_run, so every access is atomic (each call reads them once). */
+static prm_atomic num_threads = 1;
+static prm_atomic threshold = PRM_DEFAULT_THRESHOLD;
 
 #define PRM_GEN_MASK 0x7fff   /* 15 bits: (gen & PRM_GEN_MASK) << 48 stays below 2^63 */
 #define TICKET(gen, nch, next) \
@@ -256,7 +259,8 @@ void prm_run(const prm_job *job)
     const prm_kernel_table *tb = prm_table();
     ptrdiff_t total = 0;
     for (ptrdiff_t t = 0; t < job->ntensors; t++) total += job->lens[t];
-    if (num_threads <= 1 || total < prm_split_elems(job->rule, job->dtype) ||
+    const int64_t nthreads = a_load(&num_threads);
+    if (nthreads <= 1 || total < prm_split_elems(job->rule, job->dtype) ||
         !a_cas(&pool.busy, 0, 1)) {
         run_serial(job, tb);
         return;
@@ -271,7 +275,7 @@ void prm_run(const prm_job *job)
         for (ptrdiff_t t = 0; t < job->ntensors; t++)
             cstart[t + 1] = cstart[t] + (job->lens[t] + PRM_CHUNK - 1) / PRM_CHUNK;
         if (cstart[job->ntensors] >= 2 && cstart[job->ntensors] <= PRM_MAX_CHUNKS) {
-            const int want = num_threads - 1 < PRM_MAX_WORKERS ? num_threads - 1 : PRM_MAX_WORKERS;
+            const int want = nthreads - 1 < PRM_MAX_WORKERS ? (int)nthreads - 1 : PRM_MAX_WORKERS;
             workers = ensure_workers(want);
         }
     }
@@ -309,17 +313,18 @@ void prm_run(const prm_job *job)
     a_store(&pool.busy, 0);
 }
 
-void prm_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
-int prm_get_num_threads(void) { return num_threads; }
-void prm_set_thread_threshold(ptrdiff_t elems) { threshold = elems < 0 ? 0 : elems; }
-ptrdiff_t prm_get_thread_threshold(void) { return threshold; }
+void prm_set_num_threads(int n) { a_store(&num_threads, n < 1 ? 1 : n); }
+int prm_get_num_threads(void) { return (int)a_load(&num_threads); }
+void prm_set_thread_threshold(ptrdiff_t elems) { a_store(&threshold, elems < 0 ? 0 : elems); }
+ptrdiff_t prm_get_thread_threshold(void) { return (ptrdiff_t)a_load(&threshold); }
 ptrdiff_t prm_split_elems(int rule, int dtype)
 {
+    const ptrdiff_t threshold_now = (ptrdiff_t)a_load(&threshold);
     const ptrdiff_t w = (rule >= 0 && rule < PRM_NRULES && (dtype == PRM_F32 || dtype == PRM_F64))
                             ? weight[rule][dtype] : 1;
     /* ceil(threshold / w) without forming threshold + w - 1, which overflows for
      * thresholds near PTRDIFF_MAX (a negative result would split every job) */
-    return threshold / w + (threshold % w != 0);
+    return threshold_now / w + (threshold_now % w != 0);
 }
 const char *prm_thread_mode(void) { return mode_name; }
 ptrdiff_t prm_chunk_elems(void) { return PRM_CHUNK; }

@@ -210,3 +210,40 @@ def test_many_pooled_jobs_match_serial():
     serial = run(1)
     assert same(pooled, serial)
     assert abs(float(pooled[0][0] - start[0][0]) + jobs * 1e-3) < 1.0  # Adam moved p by ~lr a step
+
+
+def test_settings_change_while_updates_run():
+    """Thread count and threshold switched by one Python thread while three others run
+    split updates: each call reads the settings once (atomically: under
+    ThreadSanitizer, tools/ci/sanitizers.sh, the plain int once was a data race), so
+    every result still equals a serial run's bytes."""
+    chunk = _core.chunk_elements()
+    sizes = [3 * chunk + 1, 2 * chunk, 5 * chunk + 7]
+    serial = [make_adam(n, 20 + k) for k, n in enumerate(sizes)]
+    pyrmsprop.set_num_threads(1)
+    for arrays in serial:
+        adam_steps(arrays, 15)
+    concurrent = [make_adam(n, 20 + k) for k, n in enumerate(sizes)]
+    _core.set_thread_threshold(0)
+    stop = threading.Event()
+    switches = 0
+
+    def switch():
+        nonlocal switches
+        while not stop.is_set():
+            pyrmsprop.set_num_threads(1 + switches % 3)
+            _core.set_thread_threshold(0 if switches % 2 else chunk)
+            switches += 1
+            time.sleep(0.0002)
+
+    switcher = threading.Thread(target=switch)
+    switcher.start()
+    try:
+        with ThreadPoolExecutor(len(sizes)) as pool:
+            list(pool.map(lambda arrays: adam_steps(arrays, 15), concurrent))
+    finally:
+        stop.set()
+        switcher.join()
+    assert switches > 0
+    for a, b in zip(serial, concurrent, strict=True):
+        assert same(a, b)
