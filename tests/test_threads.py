@@ -247,3 +247,38 @@ def test_settings_change_while_updates_run():
     assert switches > 0
     for a, b in zip(serial, concurrent, strict=True):
         assert same(a, b)
+
+
+def test_set_simd_while_updates_run():
+    """set_simd switching between every supported target while other threads run
+    updates: each call uses one whole kernel table (the target is one atomic int,
+    loaded once per call), and every target gives the same bytes."""
+    targets = pyrmsprop.simd_targets()
+    sizes = [2 * _core.chunk_elements() + 9, 1000, 70_001]
+    serial = [make_adam(n, 40 + k) for k, n in enumerate(sizes)]
+    for arrays in serial:
+        adam_steps(arrays, 30)
+    concurrent = [make_adam(n, 40 + k) for k, n in enumerate(sizes)]
+    pyrmsprop.set_num_threads(2)
+    _core.set_thread_threshold(0)
+    stop = threading.Event()
+    switches = 0
+
+    def switch():
+        nonlocal switches
+        while not stop.is_set():
+            pyrmsprop.set_simd(targets[switches % len(targets)])
+            switches += 1
+            time.sleep(0.0002)
+
+    switcher = threading.Thread(target=switch)
+    switcher.start()
+    try:
+        with ThreadPoolExecutor(len(sizes)) as pool:
+            list(pool.map(lambda arrays: adam_steps(arrays, 30), concurrent))
+    finally:
+        stop.set()
+        switcher.join()
+    assert switches > 0
+    for a, b in zip(serial, concurrent, strict=True):
+        assert same(a, b)
