@@ -8,6 +8,9 @@ flags only and links them all.  Targets follow the platform being built for
 ``ARCHFLAGS`` on macOS), not the build machine's CPU.
 
 ``PYRMSPROP_DEBUG_CYTHON=1`` builds with Cython's bounds checks switched on.
+``PYRMSPROP_EXTRA_CFLAGS`` (split on whitespace) is appended to every C compile,
+the target libraries' and the extension's, and to the extension's link: for
+sanitizer builds (``tools/ci/sanitizers.sh``), e.g. ``-fsanitize=address -g``.
 """
 
 import os
@@ -38,6 +41,7 @@ def build_platform() -> str:
 
 
 TARGETS = _targets["targets_for"](build_platform())
+EXTRA_CFLAGS = os.environ.get("PYRMSPROP_EXTRA_CFLAGS", "").split()
 
 
 class build_target_libs(build_clib):
@@ -51,6 +55,7 @@ class build_target_libs(build_clib):
                 info["cflags"] = _targets["KERNEL_FLAGS_MSVC"] + msvc_flags
             else:
                 info["cflags"] = _targets["KERNEL_FLAGS_GCC"] + gcc_flags + ["-fPIC"]
+            info["cflags"] = info["cflags"] + EXTRA_CFLAGS
         super().build_libraries(libraries)
 
 
@@ -86,7 +91,8 @@ ext = Extension(
     sources=["src/pyrmsprop/_core.pyx", "csrc/dispatch.c", "csrc/threads.c"],
     include_dirs=["csrc"],
     define_macros=macros,
-    extra_link_args=link_args,
+    extra_compile_args=EXTRA_CFLAGS,
+    extra_link_args=link_args + EXTRA_CFLAGS,
     depends=["csrc/pyrmsprop.h", "csrc/prm_dispatch.h", "src/pyrmsprop/_core.pxd"],
 )
 

@@ -123,10 +123,20 @@ static void detect(void)
     detected = 1;
 }
 
-/* The table in use: set at import to the best target, changed only by
- * prm_set_target() ("not while updates run"). */
-static const prm_kernel_table *current = &table_baseline;
+/* The target in use: set at import to the best target, changed by prm_set_target()
+ * (set_simd), which another Python thread may call while updates run.  It is one
+ * atomic int, and a call loads it once (prm_run hands that table to its workers), so
+ * a switch is a clean change from one whole table to another, never a torn read. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+static volatile long current_target = PRM_TARGET_BASELINE;
+static int target_load(void) { return (int)_InterlockedOr(&current_target, 0); }
+static void target_store(int t) { _InterlockedExchange(&current_target, t); }
+#else
 static int current_target = PRM_TARGET_BASELINE;
+static int target_load(void) { return __atomic_load_n(&current_target, __ATOMIC_ACQUIRE); }
+static void target_store(int t) { __atomic_store_n(&current_target, t, __ATOMIC_RELEASE); }
+#endif
 
 int prm_target_compiled(int target)
 {
@@ -147,13 +157,12 @@ int prm_target_best(void)
     return best;
 }
 
-int prm_target_current(void) { return current_target; }
+int prm_target_current(void) { return target_load(); }
 
 void prm_set_target(int target)
 {
     if (!prm_target_supported(target)) return;
-    current_target = target;
-    current = tables[target];
+    target_store(target);
 }
 
 const char *prm_target_name(int target)
@@ -192,7 +201,7 @@ const char *prm_target_note(void)
     return note;
 }
 
-const prm_kernel_table *prm_table(void) { return current; }
+const prm_kernel_table *prm_table(void) { return tables[target_load()]; }
 
 /* ---- apply one tensor's slice [lo, hi) --------------------------------------- */
 void prm_apply(const prm_kernel_table *tb, const prm_job *job, ptrdiff_t t, ptrdiff_t lo,
@@ -245,7 +254,7 @@ void prm_apply(const prm_kernel_table *tb, const prm_job *job, ptrdiff_t t, ptrd
 
 int prm_any_nonfinite(int dtype, char *const *ptrs, const ptrdiff_t *lens, ptrdiff_t ntensors)
 {
-    const prm_kernel_table *tb = current;
+    const prm_kernel_table *tb = prm_table();
     for (ptrdiff_t t = 0; t < ntensors; t++) {
         if (lens[t] == 0) continue;
         const int bad = dtype == PRM_F32 ? tb->nonfinite.f32((const float *)ptrs[t], lens[t])

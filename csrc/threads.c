@@ -11,11 +11,15 @@
  *     double) of one tensor, so chunk edges fall on cache lines of each array;
  *   - kernels are elementwise, so every split gives the same bits.
  *
- * Claiming is one 64-bit atomic "ticket": generation (16 bits) | number of
- * chunks (24) | next chunk (24).  A worker that wakes late compares the whole
+ * Claiming is one 64-bit atomic "ticket": generation (15 bits) | number of
+ * chunks (24) | next chunk (24), 63 bits, so a ticket is never negative and no
+ * shift ever reaches the sign bit.  A worker that wakes late compares the whole
  * ticket in a compare-and-swap, so it can never claim a chunk of a job that has
  * ended; it reads the job only after a successful claim, when the caller is
- * still waiting for that chunk and the job is alive.
+ * still waiting for that chunk and the job is alive.  (The generation wraps every
+ * 32768 jobs; a worker that slept through exactly a multiple of that many and
+ * finds the very same ticket claims a chunk that is genuinely unclaimed in the
+ * current job, which is just as correct.)
  * A second caller that finds the pool busy runs its job serially.
  * No threading runtime (OpenMP, TBB) is used: pthreads, or Win32 threads.
  */
@@ -126,7 +130,7 @@ static struct {
     int wanted;                 /* workers taking part in the current job             */
     int nworkers;               /* workers started                                    */
     prm_atomic busy;            /* 1 while a caller owns the pool                     */
-    prm_atomic ticket;          /* gen16 | nchunks24 | next24                         */
+    prm_atomic ticket;          /* gen15 | nchunks24 | next24                         */
     prm_atomic done;            /* chunks finished in the current job                 */
     prm_job job;                /* the current job, valid while chunks are pending    */
     const ptrdiff_t *cstart;    /* first chunk of each tensor, ntensors + 1 entries   */
@@ -134,12 +138,16 @@ static struct {
 } pool = {PRM_MUTEX_INIT, PRM_COND_INIT, PRM_COND_INIT, 0, 0, 0, 0, 0, 0,
           {0, 0, 0, NULL, NULL, NULL}, NULL, NULL};
 
-static int num_threads = 1;
-static ptrdiff_t threshold = PRM_DEFAULT_THRESHOLD;
+/* Settings: written by set_num_threads / set_thread_threshold (from any Python
+ * thread, and without a GIL on free-threaded builds) while other threads run
+ * prm_run, so every access is atomic (each call reads them once). */
+static prm_atomic num_threads = 1;
+static prm_atomic threshold = PRM_DEFAULT_THRESHOLD;
 
+#define PRM_GEN_MASK 0x7fff   /* 15 bits: (gen & PRM_GEN_MASK) << 48 stays below 2^63 */
 #define TICKET(gen, nch, next) \
-    ((((int64_t)(gen) & 0xffff) << 48) | ((int64_t)(nch) << 24) | (int64_t)(next))
-#define TICKET_GEN(t) (((t) >> 48) & 0xffff)
+    ((((int64_t)(gen) & PRM_GEN_MASK) << 48) | ((int64_t)(nch) << 24) | (int64_t)(next))
+#define TICKET_GEN(t) (((t) >> 48) & PRM_GEN_MASK)
 #define TICKET_NCH(t) (((t) >> 24) & 0xffffff)
 #define TICKET_NEXT(t) ((t) & 0xffffff)
 
@@ -158,14 +166,14 @@ static void run_chunk(int64_t idx)
     prm_apply(pool.tb, &pool.job, lo, first, last);
 }
 
-/* Claim and run chunks of generation gen16 until none is left; returns how many
+/* Claim and run chunks of generation gen15 until none is left; returns how many
  * this thread ran.  A worker reports each chunk as done at once. */
-static int64_t claim_chunks(int64_t gen16, int is_worker)
+static int64_t claim_chunks(int64_t gen15, int is_worker)
 {
     int64_t ran = 0;
     for (;;) {
         const int64_t t = a_load(&pool.ticket);
-        if (TICKET_GEN(t) != gen16 || TICKET_NEXT(t) >= TICKET_NCH(t)) break;
+        if (TICKET_GEN(t) != gen15 || TICKET_NEXT(t) >= TICKET_NCH(t)) break;
         if (!a_cas(&pool.ticket, t, t + 1)) continue;
         run_chunk(TICKET_NEXT(t));
         ran++;
@@ -193,7 +201,7 @@ static void worker_loop(int id)
         seen = pool.gen;
         const int take_part = id < pool.wanted;
         mutex_unlock(&pool.m);
-        if (take_part) claim_chunks(seen & 0xffff, 1);
+        if (take_part) claim_chunks(seen & PRM_GEN_MASK, 1);
         mutex_lock(&pool.m);
     }
 }
@@ -251,7 +259,8 @@ void prm_run(const prm_job *job)
     const prm_kernel_table *tb = prm_table();
     ptrdiff_t total = 0;
     for (ptrdiff_t t = 0; t < job->ntensors; t++) total += job->lens[t];
-    if (num_threads <= 1 || total < prm_split_elems(job->rule, job->dtype) ||
+    const int64_t nthreads = a_load(&num_threads);
+    if (nthreads <= 1 || total < prm_split_elems(job->rule, job->dtype) ||
         !a_cas(&pool.busy, 0, 1)) {
         run_serial(job, tb);
         return;
@@ -266,7 +275,7 @@ void prm_run(const prm_job *job)
         for (ptrdiff_t t = 0; t < job->ntensors; t++)
             cstart[t + 1] = cstart[t] + (job->lens[t] + PRM_CHUNK - 1) / PRM_CHUNK;
         if (cstart[job->ntensors] >= 2 && cstart[job->ntensors] <= PRM_MAX_CHUNKS) {
-            const int want = num_threads - 1 < PRM_MAX_WORKERS ? num_threads - 1 : PRM_MAX_WORKERS;
+            const int want = nthreads - 1 < PRM_MAX_WORKERS ? (int)nthreads - 1 : PRM_MAX_WORKERS;
             workers = ensure_workers(want);
         }
     }
@@ -284,13 +293,13 @@ void prm_run(const prm_job *job)
     pool.tb = tb;
     pool.wanted = workers;
     a_store(&pool.gen, pool.gen + 1);
-    const int64_t gen16 = pool.gen & 0xffff;
+    const int64_t gen15 = pool.gen & PRM_GEN_MASK;
     a_store(&pool.done, 0);
-    a_store(&pool.ticket, TICKET(gen16, nchunks, 0));
+    a_store(&pool.ticket, TICKET(gen15, nchunks, 0));
     cond_broadcast(&pool.work_cv);
     mutex_unlock(&pool.m);
 
-    const int64_t mine = claim_chunks(gen16, 0);
+    const int64_t mine = claim_chunks(gen15, 0);
     if (a_add(&pool.done, mine) != nchunks) {
         /* only chunks that running workers claimed are left */
         for (int spin = 0; spin < PRM_SPIN && a_load(&pool.done) != nchunks; spin++) cpu_relax();
@@ -304,15 +313,18 @@ void prm_run(const prm_job *job)
     a_store(&pool.busy, 0);
 }
 
-void prm_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
-int prm_get_num_threads(void) { return num_threads; }
-void prm_set_thread_threshold(ptrdiff_t elems) { threshold = elems < 0 ? 0 : elems; }
-ptrdiff_t prm_get_thread_threshold(void) { return threshold; }
+void prm_set_num_threads(int n) { a_store(&num_threads, n < 1 ? 1 : n); }
+int prm_get_num_threads(void) { return (int)a_load(&num_threads); }
+void prm_set_thread_threshold(ptrdiff_t elems) { a_store(&threshold, elems < 0 ? 0 : elems); }
+ptrdiff_t prm_get_thread_threshold(void) { return (ptrdiff_t)a_load(&threshold); }
 ptrdiff_t prm_split_elems(int rule, int dtype)
 {
+    const ptrdiff_t threshold_now = (ptrdiff_t)a_load(&threshold);
     const ptrdiff_t w = (rule >= 0 && rule < PRM_NRULES && (dtype == PRM_F32 || dtype == PRM_F64))
                             ? weight[rule][dtype] : 1;
-    return (threshold + w - 1) / w;
+    /* ceil(threshold / w) without forming threshold + w - 1, which overflows for
+     * thresholds near PTRDIFF_MAX (a negative result would split every job) */
+    return threshold_now / w + (threshold_now % w != 0);
 }
 const char *prm_thread_mode(void) { return mode_name; }
 ptrdiff_t prm_chunk_elems(void) { return PRM_CHUNK; }

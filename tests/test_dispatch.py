@@ -282,3 +282,28 @@ def test_show_config_prints_no_empty_line(capsys):
             indent = len(line) - len(line.lstrip())
             assert len(nxt) - len(nxt.lstrip()) > indent, f"empty entry: {line!r}"
     assert ("note" in pyrmsprop.show_config(mode="dicts")["simd"]) == bool(_core.target_note())
+
+
+def test_split_elements_huge_threshold():
+    """split_elements is ceil(threshold / cost) without overflow up to the largest
+    threshold (it once computed threshold + cost - 1 in a signed integer, so that
+    2**63 - 1 gave a negative number and every call would have been split)."""
+    rules = ("ema", "sgd", "rmsprop", "adam", "memory_only")
+    base = 420 * 10**9  # a multiple of every cost, so split = base / cost exactly
+    _core.set_thread_threshold(base)
+    cost = {}
+    for r in rules:
+        for d in ("float32", "float64"):
+            s = _core.split_elements(r, d)
+            assert base % s == 0
+            cost[r, d] = base // s
+    for big in (2**63 - 1, 2**63 - 2, 2**62 + 1, 2**53 + 3):
+        _core.set_thread_threshold(big)
+        assert _core.get_thread_threshold() == big
+        for (r, d), w in cost.items():
+            assert _core.split_elements(r, d) == -(-big // w), (big, r, d)
+    _core.set_thread_threshold(2**63 - 1)
+    pyrmsprop.set_num_threads(2)
+    p, g = np.ones(100, np.float32), np.full(100, 0.5, np.float32)
+    pyrmsprop.ema_update(p, g, beta=0.5)
+    assert (p == 0.75).all()

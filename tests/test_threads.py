@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import pyrmsprop
+import pyrmsprop.functional as F
 from pyrmsprop import _core
 
 
@@ -182,3 +183,102 @@ def _beside_torch(torch):
     with ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(ours if k % 2 == 0 else theirs, k) for k in range(8)]
         assert all(f.result(timeout=120) for f in futures)
+
+
+def test_many_pooled_jobs_match_serial():
+    """More than 2**16 jobs through the pool, so the job generation in the claim ticket
+    passes 2**15 (where it was once shifted into the sign bit of a signed 64-bit
+    integer: undefined behaviour, which UBSan reports) and then wraps around.  Each job
+    is a multi update of two tiny tensors (one chunk each, so with threshold 0 and two
+    threads every call is posted to the pool); the bytes equal a serial run's."""
+    jobs = 2**16 + 300
+    rng = np.random.default_rng(11)
+
+    def run(threads):
+        pyrmsprop.set_num_threads(threads)
+        _core.set_thread_threshold(0)
+        ps = [a.copy() for a in start]
+        gs = [np.full(3, 0.25, np.float32), np.full(5, -0.5, np.float32)]
+        ms = [np.zeros_like(p) for p in ps]
+        vs = [np.zeros_like(p) for p in ps]
+        for t in range(1, jobs + 1):
+            F.adam_update_multi(ps, gs, ms, vs, step=t, lr=1e-3)
+        return ps + ms + vs
+
+    start = [rng.standard_normal(3, dtype=np.float32), rng.standard_normal(5, dtype=np.float32)]
+    pooled = run(2)
+    serial = run(1)
+    assert same(pooled, serial)
+    assert abs(float(pooled[0][0] - start[0][0]) + jobs * 1e-3) < 1.0  # Adam moved p by ~lr a step
+
+
+def test_settings_change_while_updates_run():
+    """Thread count and threshold switched by one Python thread while three others run
+    split updates: each call reads the settings once (atomically: under
+    ThreadSanitizer, tools/ci/sanitizers.sh, the plain int once was a data race), so
+    every result still equals a serial run's bytes."""
+    chunk = _core.chunk_elements()
+    sizes = [3 * chunk + 1, 2 * chunk, 5 * chunk + 7]
+    serial = [make_adam(n, 20 + k) for k, n in enumerate(sizes)]
+    pyrmsprop.set_num_threads(1)
+    for arrays in serial:
+        adam_steps(arrays, 15)
+    concurrent = [make_adam(n, 20 + k) for k, n in enumerate(sizes)]
+    _core.set_thread_threshold(0)
+    stop = threading.Event()
+    switches = 0
+
+    def switch():
+        nonlocal switches
+        while not stop.is_set():
+            pyrmsprop.set_num_threads(1 + switches % 3)
+            _core.set_thread_threshold(0 if switches % 2 else chunk)
+            switches += 1
+            time.sleep(0.0002)
+
+    switcher = threading.Thread(target=switch)
+    switcher.start()
+    try:
+        with ThreadPoolExecutor(len(sizes)) as pool:
+            list(pool.map(lambda arrays: adam_steps(arrays, 15), concurrent))
+    finally:
+        stop.set()
+        switcher.join()
+    assert switches > 0
+    for a, b in zip(serial, concurrent, strict=True):
+        assert same(a, b)
+
+
+def test_set_simd_while_updates_run():
+    """set_simd switching between every supported target while other threads run
+    updates: each call uses one whole kernel table (the target is one atomic int,
+    loaded once per call), and every target gives the same bytes."""
+    targets = pyrmsprop.simd_targets()
+    sizes = [2 * _core.chunk_elements() + 9, 1000, 70_001]
+    serial = [make_adam(n, 40 + k) for k, n in enumerate(sizes)]
+    for arrays in serial:
+        adam_steps(arrays, 30)
+    concurrent = [make_adam(n, 40 + k) for k, n in enumerate(sizes)]
+    pyrmsprop.set_num_threads(2)
+    _core.set_thread_threshold(0)
+    stop = threading.Event()
+    switches = 0
+
+    def switch():
+        nonlocal switches
+        while not stop.is_set():
+            pyrmsprop.set_simd(targets[switches % len(targets)])
+            switches += 1
+            time.sleep(0.0002)
+
+    switcher = threading.Thread(target=switch)
+    switcher.start()
+    try:
+        with ThreadPoolExecutor(len(sizes)) as pool:
+            list(pool.map(lambda arrays: adam_steps(arrays, 30), concurrent))
+    finally:
+        stop.set()
+        switcher.join()
+    assert switches > 0
+    for a, b in zip(serial, concurrent, strict=True):
+        assert same(a, b)
