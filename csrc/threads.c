@@ -7,15 +7,28 @@
  *   - it then waits only for chunks a worker has already claimed (those
  *     workers are running), never for a worker that has not started: on a
  *     machine whose other core is busy the caller simply does every chunk;
- *   - chunks are PRM_CHUNK elements (a multiple of 64 bytes for float and
- *     double) of one tensor, so chunk edges fall on cache lines of each array;
  *   - kernels are elementwise, so every split gives the same bits.
  *
- * Claiming is one 64-bit atomic "ticket": generation (15 bits) | number of
- * chunks (24) | next chunk (24), 63 bits, so a ticket is never negative and no
- * shift ever reaches the sign bit.  A worker that wakes late compares the whole
- * ticket in a compare-and-swap, so it can never claim a chunk of a job that has
- * ended; it reads the job only after a successful claim, when the caller is
+ * Layout.  Each tensor is cut into chunks of PRM_CHUNK elements whose edges fall
+ * on 64-byte boundaries of the tensor's arrays: the first chunk is longer by the
+ * tensor's "head", the elements before the first cache-line boundary of most of
+ * its arrays (align_head), and every kernel call that starts at element 0 runs
+ * the head on its own, so that the vector body's loads and stores never split a
+ * cache line (numpy places large arrays 16 bytes past a line; torch and
+ * pyrmsprop's own state arrays on one).  The chunks of a job, numbered across its
+ * tensors, form one range per taking-part thread, contiguous and of about equal
+ * elements: each thread streams through its own memory, as torch's and
+ * DeepSpeed's OpenMP loops do.  A thread that finishes its range takes chunks
+ * from the END of another's (work stealing), so the owner keeps streaming from
+ * the front; the caller takes a worker's whole range when that worker never
+ * starts.
+ *
+ * Claiming: each range is one 64-bit atomic ticket, generation (15 bits) | end
+ * (24) | next (24), 63 bits, so a ticket is never negative and no shift reaches
+ * the sign bit.  The owner claims `next`, a thief `end - 1`, both by a
+ * compare-and-swap of the whole ticket while next < end.  A worker that wakes
+ * late compares the generation too, so it can never claim a chunk of a job that
+ * has ended; it reads the job only after a successful claim, when the caller is
  * still waiting for that chunk and the job is alive.  (The generation wraps every
  * 32768 jobs; a worker that slept through exactly a multiple of that many and
  * finds the very same ticket claims a chunk that is genuinely unclaimed in the
@@ -30,6 +43,8 @@
 #include <stdlib.h>
 
 #define PRM_CHUNK ((ptrdiff_t)1 << 15)       /* elements; multiple of 16          */
+#define PRM_ALIGN 64                         /* bytes: the cache line               */
+#define PRM_PEEL_MIN 1024                    /* elements: shorter calls are not peeled */
 #define PRM_MAX_WORKERS 255
 #define PRM_SPIN 4000                        /* caller: pause loops before sleeping */
 #define PRM_WORKER_SPIN 20000                /* worker: pause loops, after a job,
@@ -122,6 +137,11 @@ static const char mode_name[] = "persistent pool (pthreads), caller participates
 #endif
 
 /* ---- the pool ------------------------------------------------------------------- */
+typedef struct {
+    prm_atomic ticket;          /* gen15 | end24 | next24                             */
+    char pad[64 - sizeof(prm_atomic)];   /* one cache line per range                  */
+} prm_range;
+
 static struct {
     prm_mutex m;                /* guards gen, wanted, nworkers and the job fields   */
     prm_cond work_cv;           /* a new job was posted                               */
@@ -130,13 +150,17 @@ static struct {
     int wanted;                 /* workers taking part in the current job             */
     int nworkers;               /* workers started                                    */
     prm_atomic busy;            /* 1 while a caller owns the pool                     */
-    prm_atomic ticket;          /* gen15 | nchunks24 | next24                         */
     prm_atomic done;            /* chunks finished in the current job                 */
+    int nranges;                /* threads taking part: the caller + wanted workers   */
+    int64_t nchunks;            /* chunks in the current job                          */
     prm_job job;                /* the current job, valid while chunks are pending    */
     const ptrdiff_t *cstart;    /* first chunk of each tensor, ntensors + 1 entries   */
     const prm_kernel_table *tb;
-} pool = {PRM_MUTEX_INIT, PRM_COND_INIT, PRM_COND_INIT, 0, 0, 0, 0, 0, 0,
+} pool = {PRM_MUTEX_INIT, PRM_COND_INIT, PRM_COND_INIT, 0, 0, 0, 0, 0, 0, 0,
           {0, 0, 0, NULL, NULL, NULL}, NULL, NULL};
+
+/* range 0 is the caller's, range k + 1 worker k's */
+static prm_range ranges[PRM_MAX_WORKERS + 1];
 
 /* Settings: written by set_num_threads / set_thread_threshold (from any Python
  * thread, and without a GIL on free-threaded builds) while other threads run
@@ -145,11 +169,62 @@ static prm_atomic num_threads = 1;
 static prm_atomic threshold = PRM_DEFAULT_THRESHOLD;
 
 #define PRM_GEN_MASK 0x7fff   /* 15 bits: (gen & PRM_GEN_MASK) << 48 stays below 2^63 */
-#define TICKET(gen, nch, next) \
-    ((((int64_t)(gen) & PRM_GEN_MASK) << 48) | ((int64_t)(nch) << 24) | (int64_t)(next))
+#define TICKET(gen, end, next) \
+    ((((int64_t)(gen) & PRM_GEN_MASK) << 48) | ((int64_t)(end) << 24) | (int64_t)(next))
 #define TICKET_GEN(t) (((t) >> 48) & PRM_GEN_MASK)
-#define TICKET_NCH(t) (((t) >> 24) & 0xffffff)
+#define TICKET_END(t) (((t) >> 24) & 0xffffff)
 #define TICKET_NEXT(t) ((t) & 0xffffff)
+
+/* ---- chunk geometry ------------------------------------------------------------- */
+static size_t elem_size(int dtype) { return dtype == PRM_F32 ? sizeof(float) : sizeof(double); }
+
+/* Elements of tensor t before the 64-byte boundary that the most of its arrays share
+ * (ties: the parameter's, slot 0); 0 for short tensors or when no array's address
+ * is a multiple of the element size. */
+static ptrdiff_t align_head(const prm_job *job, ptrdiff_t t)
+{
+    const ptrdiff_t n = job->lens[t];
+    if (n < PRM_PEEL_MIN) return 0;
+    const size_t es = elem_size(job->dtype);
+    char *const *a = job->ptrs + t * PRM_MAX_ARRAYS;
+    ptrdiff_t heads[PRM_MAX_ARRAYS];
+    int votes[PRM_MAX_ARRAYS], kinds = 0, best = -1;
+    for (int k = 0; k < PRM_MAX_ARRAYS; k++) {
+        if (a[k] == NULL) continue;
+        const size_t off = (size_t)((uintptr_t)a[k] % PRM_ALIGN);
+        if (off % es != 0) continue;
+        const ptrdiff_t h = (ptrdiff_t)(((PRM_ALIGN - off) % PRM_ALIGN) / es);
+        int j = 0;
+        while (j < kinds && heads[j] != h) j++;
+        if (j == kinds) {
+            heads[kinds] = h;
+            votes[kinds++] = 0;
+        }
+        votes[j]++;
+        if (best < 0 || votes[j] > votes[best]) best = j;
+    }
+    if (best < 0) return 0;
+    return heads[best] < n ? heads[best] : 0;
+}
+
+/* Chunks of tensor t: [0, head + CHUNK), then CHUNK each; none when empty. */
+static ptrdiff_t tensor_chunks(ptrdiff_t n, ptrdiff_t head)
+{
+    if (n == 0) return 0;
+    const ptrdiff_t body = n - head;
+    return body <= PRM_CHUNK ? 1 : (body + PRM_CHUNK - 1) / PRM_CHUNK;
+}
+
+/* Tensor t's slice [lo, hi), its head (if any) as a call of its own. */
+static void apply_range(const prm_kernel_table *tb, const prm_job *job, ptrdiff_t t,
+                        ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t head)
+{
+    if (lo < head && head < hi) {
+        prm_apply(tb, job, t, lo, head);
+        lo = head;
+    }
+    prm_apply(tb, job, t, lo, hi);
+}
 
 static void run_chunk(int64_t idx)
 {
@@ -160,27 +235,45 @@ static void run_chunk(int64_t idx)
         if (pool.cstart[mid] <= idx) lo = mid;
         else hi = mid;
     }
-    const ptrdiff_t first = ((ptrdiff_t)idx - pool.cstart[lo]) * PRM_CHUNK;
-    ptrdiff_t last = first + PRM_CHUNK;
-    if (last > pool.job.lens[lo]) last = pool.job.lens[lo];
-    prm_apply(pool.tb, &pool.job, lo, first, last);
+    const ptrdiff_t n = pool.job.lens[lo], head = align_head(&pool.job, lo);
+    const ptrdiff_t j = (ptrdiff_t)idx - pool.cstart[lo];
+    const ptrdiff_t first = j == 0 ? 0 : head + j * PRM_CHUNK;
+    const ptrdiff_t last = head + (j + 1) * PRM_CHUNK < n ? head + (j + 1) * PRM_CHUNK : n;
+    apply_range(pool.tb, &pool.job, lo, first, last, head);
 }
 
-/* Claim and run chunks of generation gen15 until none is left; returns how many
- * this thread ran.  A worker reports each chunk as done at once. */
-static int64_t claim_chunks(int64_t gen15, int is_worker)
+/* One chunk of range r for generation gen15: its front for the owner, its back for a
+ * thief; -1 when the range is empty (or belongs to another generation). */
+static int64_t claim(int r, int64_t gen15, int from_back)
+{
+    for (;;) {
+        const int64_t t = a_load(&ranges[r].ticket);
+        const int64_t end = TICKET_END(t), next = TICKET_NEXT(t);
+        if (TICKET_GEN(t) != gen15 || next >= end) return -1;
+        const int64_t want = from_back ? TICKET(gen15, end - 1, next) : t + 1;
+        if (a_cas(&ranges[r].ticket, t, want)) return from_back ? end - 1 : next;
+    }
+}
+
+/* Run the chunks of range `own`, then steal from the others' backs, until none of
+ * generation gen15 is left; returns how many this thread ran.  A worker (nchunks > 0:
+ * the job's count, as it read it with the generation) reports each chunk as done at
+ * once; the caller (nchunks = 0) adds its count when it has run out. */
+static int64_t claim_chunks(int own, int nranges, int64_t gen15, int64_t nchunks)
 {
     int64_t ran = 0;
-    for (;;) {
-        const int64_t t = a_load(&pool.ticket);
-        if (TICKET_GEN(t) != gen15 || TICKET_NEXT(t) >= TICKET_NCH(t)) break;
-        if (!a_cas(&pool.ticket, t, t + 1)) continue;
-        run_chunk(TICKET_NEXT(t));
-        ran++;
-        if (is_worker && a_add(&pool.done, 1) == TICKET_NCH(t)) {
-            mutex_lock(&pool.m);
-            cond_broadcast(&pool.done_cv);
-            mutex_unlock(&pool.m);
+    for (int k = 0; k < nranges; k++) {
+        const int r = (own + k) % nranges;
+        for (;;) {
+            const int64_t idx = claim(r, gen15, r != own);
+            if (idx < 0) break;
+            run_chunk(idx);
+            ran++;
+            if (nchunks > 0 && a_add(&pool.done, 1) == nchunks) {
+                mutex_lock(&pool.m);
+                cond_broadcast(&pool.done_cv);
+                mutex_unlock(&pool.m);
+            }
         }
     }
     return ran;
@@ -199,9 +292,12 @@ static void worker_loop(int id)
             while (pool.gen == seen) cond_wait(&pool.work_cv, &pool.m);
         }
         seen = pool.gen;
-        const int take_part = id < pool.wanted;
+        /* read with seen, under m: one job's values (a worker that is late for it
+           finds its tickets taken or of a newer generation, and claims nothing) */
+        const int take_part = id < pool.wanted, nranges = pool.nranges;
+        const int64_t nchunks = pool.nchunks;
         mutex_unlock(&pool.m);
-        if (take_part) claim_chunks(seen & PRM_GEN_MASK, 1);
+        if (take_part) claim_chunks(id + 1, nranges, seen & PRM_GEN_MASK, nchunks);
         mutex_lock(&pool.m);
     }
 }
@@ -251,7 +347,37 @@ static int ensure_workers(int want)
 static void run_serial(const prm_job *job, const prm_kernel_table *tb)
 {
     for (ptrdiff_t t = 0; t < job->ntensors; t++)
-        if (job->lens[t] > 0) prm_apply(tb, job, t, 0, job->lens[t]);
+        if (job->lens[t] > 0) apply_range(tb, job, t, 0, job->lens[t], align_head(job, t));
+}
+
+/* Cut chunks [0, nchunks) into `nranges` contiguous ranges of about equal elements
+ * and publish their tickets (called with the pool owned, before the job is posted). */
+static void set_ranges(const prm_job *job, const ptrdiff_t *cstart, ptrdiff_t total,
+                       int nranges, int64_t gen15)
+{
+    const int64_t nchunks = cstart[job->ntensors];
+    int64_t begin = 0;
+    ptrdiff_t t = 0, before = 0;   /* elements of the tensors before t */
+    for (int r = 0; r < nranges; r++) {
+        int64_t end = nchunks;
+        if (r + 1 < nranges) {
+            /* the chunk holding element total * (r + 1) / nranges of the job */
+            const ptrdiff_t target = (ptrdiff_t)((double)total * (r + 1) / nranges);
+            while (t + 1 < job->ntensors && before + job->lens[t] <= target) {
+                before += job->lens[t];
+                t++;
+            }
+            const ptrdiff_t head = align_head(job, t), at = target - before;
+            ptrdiff_t j = at <= head ? 0 : (at - head) / PRM_CHUNK;
+            const ptrdiff_t nch = cstart[t + 1] - cstart[t];
+            if (j >= nch) j = nch > 0 ? nch - 1 : 0;
+            end = cstart[t] + j;
+            if (end < begin) end = begin;
+            if (end > nchunks) end = nchunks;
+        }
+        a_store(&ranges[r].ticket, TICKET(gen15, end, begin));
+        begin = end;
+    }
 }
 
 void prm_run(const prm_job *job)
@@ -273,10 +399,11 @@ void prm_run(const prm_job *job)
     if (cstart != NULL) {
         cstart[0] = 0;
         for (ptrdiff_t t = 0; t < job->ntensors; t++)
-            cstart[t + 1] = cstart[t] + (job->lens[t] + PRM_CHUNK - 1) / PRM_CHUNK;
+            cstart[t + 1] = cstart[t] + tensor_chunks(job->lens[t], align_head(job, t));
         if (cstart[job->ntensors] >= 2 && cstart[job->ntensors] <= PRM_MAX_CHUNKS) {
             const int want = nthreads - 1 < PRM_MAX_WORKERS ? (int)nthreads - 1 : PRM_MAX_WORKERS;
             workers = ensure_workers(want);
+            if (workers > cstart[job->ntensors] - 1) workers = (int)cstart[job->ntensors] - 1;
         }
     }
     if (workers == 0) {
@@ -292,14 +419,16 @@ void prm_run(const prm_job *job)
     pool.cstart = cstart;
     pool.tb = tb;
     pool.wanted = workers;
+    pool.nranges = workers + 1;
+    pool.nchunks = nchunks;
     a_store(&pool.gen, pool.gen + 1);
     const int64_t gen15 = pool.gen & PRM_GEN_MASK;
     a_store(&pool.done, 0);
-    a_store(&pool.ticket, TICKET(gen15, nchunks, 0));
+    set_ranges(job, cstart, total, workers + 1, gen15);
     cond_broadcast(&pool.work_cv);
     mutex_unlock(&pool.m);
 
-    const int64_t mine = claim_chunks(gen15, 0);
+    const int64_t mine = claim_chunks(0, workers + 1, gen15, 0);
     if (a_add(&pool.done, mine) != nchunks) {
         /* only chunks that running workers claimed are left */
         for (int spin = 0; spin < PRM_SPIN && a_load(&pool.done) != nchunks; spin++) cpu_relax();

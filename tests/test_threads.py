@@ -282,3 +282,77 @@ def test_set_simd_while_updates_run():
     assert switches > 0
     for a, b in zip(serial, concurrent, strict=True):
         assert same(a, b)
+
+
+# ------------------------------------------------ chunk layout: every element exactly once
+
+CHUNK = _core.chunk_elements()
+
+
+def _view(n, dtype, offset_bytes):
+    """A C-contiguous array of n elements starting `offset_bytes` past a 64-byte
+    boundary (numpy's own large arrays sit 16 bytes past one)."""
+    itemsize = np.dtype(dtype).itemsize
+    buf = np.empty(n + 128 // itemsize, dtype)
+    skip = (-buf.__array_interface__["data"][0] % 64 + offset_bytes) // itemsize
+    out = buf[skip:skip + n]
+    assert n == 0 or out.__array_interface__["data"][0] % 64 == offset_bytes
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offsets", [(0, 0), (16, 16), (16, 0), (8, 40), (48, 16)])
+@pytest.mark.parametrize("n_threads", [1, 2, 3, 4])
+def test_each_element_updated_exactly_once(dtype, offsets, n_threads):
+    """EMA with beta = 0.5 from avg = 0, x = 2: one update gives exactly 1.0, two give
+    1.5, none 0.0, so any element skipped or run twice by the chunk layout (heads
+    peeled to a cache line, ranges per thread, steals from their ends) shows."""
+    pyrmsprop.set_num_threads(n_threads)
+    _core.set_thread_threshold(0)
+    sizes = [1023, 1024, 1025, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 13, 5 * CHUNK + 3]
+    if np.dtype(dtype).itemsize == 4:
+        sizes.append(3 * CHUNK - 15)
+    for n in sizes:
+        avg, x = _view(n, dtype, offsets[0]), _view(n, dtype, offsets[1])
+        avg[...] = 0
+        x[...] = 2
+        pyrmsprop.ema_update(avg, x, beta=0.5)
+        assert (avg == 1.0).all(), (n, np.flatnonzero(avg != 1.0)[:10])
+    # a list: tensors of every size above at various offsets, one call
+    avgs = [_view(n, dtype, (16 * i) % 64) for i, n in enumerate(sizes)]
+    xs = [_view(n, dtype, (offsets[1] + 8 * i) % 64) for i, n in enumerate(sizes)]
+    for a, x in zip(avgs, xs):
+        a[...] = 0
+        x[...] = 2
+    F.ema_update_multi(avgs, xs, beta=0.5)
+    for a in avgs:
+        assert (a == 1.0).all()
+
+
+@pytest.mark.parametrize("n_threads", [2, 3, 4])
+def test_uneven_list_bit_identical_to_serial(n_threads):
+    """A model-like list (a few large tensors among many tiny ones, numpy-offset and
+    aligned arrays mixed): Adam under n threads gives the serial bytes."""
+    sizes = [7, 3 * CHUNK + 5, 1, 64, CHUNK // 2, 9 * CHUNK + 1, 0, 1500, 2 * CHUNK, 33]
+
+    def build():
+        r = np.random.default_rng(3)
+        lists = [[], [], [], []]
+        for i, n in enumerate(sizes):
+            for k, lst in enumerate(lists):
+                a = _view(n, np.float32, (16 * (i + k)) % 64)
+                a[...] = r.standard_normal(n).astype(np.float32) if k < 2 else 0
+                lst.append(a)
+        return lists
+
+    _core.set_thread_threshold(0)
+    pyrmsprop.set_num_threads(1)
+    serial = build()
+    for t in range(1, 4):
+        F.adam_update_multi(*serial, step=t, lr=1e-2, weight_decay=0.1)
+    pyrmsprop.set_num_threads(n_threads)
+    threaded = build()
+    for t in range(1, 4):
+        F.adam_update_multi(*threaded, step=t, lr=1e-2, weight_decay=0.1)
+    for a_list, b_list in zip(serial, threaded):
+        assert same(a_list, b_list)
