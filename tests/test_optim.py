@@ -818,7 +818,8 @@ def test_ema_reads_read_only_params():
 @pytest.mark.parametrize("via", ["step", "load_state_dict"])
 def test_state_arrays_share_one_aligned_buffer(via):
     """Per state name and dtype, one buffer (huge pages for a real model's state):
-    views that start on 64-byte boundaries and never overlap."""
+    views that start where their parameters start within a 64-byte line, and never
+    overlap."""
     params = init_params(np.float32) + [np.ones(3), np.ones((2, 5))]   # + float64 ones
     opt = pyrmsprop.Adam(params, amsgrad=True)
     opt.step([np.ones_like(p) for p in params])
@@ -833,7 +834,10 @@ def test_state_arrays_share_one_aligned_buffer(via):
             mine = [a for a in arrays if a.dtype == dt]
             assert len({id(a.base) for a in mine}) == 1 and mine[0].base is not None
             starts = sorted((a.__array_interface__["data"][0], a.nbytes) for a in mine)
-            assert all(s % 64 == 0 for s, _ in starts)
+            own = [q for g in opt.param_groups for q in g["params"]]   # opt's own params
+            like = [q for q, a in zip(own, arrays) if a.dtype == dt]
+            assert [a.__array_interface__["data"][0] % 64 for a in mine] == \
+                [p.__array_interface__["data"][0] % 64 for p in like]
             assert all(s0 + n0 <= s1 for (s0, n0), (s1, _) in itertools.pairwise(starts))
         assert all(a.flags.c_contiguous and a.flags.writeable for a in arrays)
     ema = pyrmsprop.EMA(params)
@@ -921,3 +925,39 @@ def test_step_names_a_gradient_of_the_wrong_dtype_without_speaking_of_calls():
                                         r"dtype float64") as info:
         opt.step(grads)
     assert "call" not in str(info.value)
+
+
+def test_state_and_averages_share_their_parameters_offset_in_a_cache_line():
+    """State arrays and EMA averages start where their parameter starts within a
+    64-byte line (aligned for aligned params, 16 bytes past for numpy's large
+    arrays), so one peeled head aligns every array of a call; they share one buffer
+    per name and dtype, never each other's memory."""
+    def at(n, dtype, off):
+        buf = np.empty(n + 64, dtype)
+        k = (-buf.__array_interface__["data"][0] % 64 + off) // np.dtype(dtype).itemsize
+        return buf[k:k + n]
+
+    params = [at(5000, np.float32, 16), at(300, np.float32, 0), at(4099, np.float32, 48),
+              at(2000, np.float64, 8), at(70_000, np.float64, 0), np.zeros(0, np.float32)]
+    for p in params:
+        p[...] = 1.0
+    opt = pyrmsprop.Adam(params, lr=1e-3)
+    opt.step([np.full_like(p, 0.5) for p in params])
+    ema = pyrmsprop.EMA(params)
+
+    def addr(a):
+        return a.__array_interface__["data"][0]
+
+    for i, p in enumerate(params):
+        arrays = [opt.state[i]["exp_avg"], opt.state[i]["exp_avg_sq"], ema.averages[i]]
+        for a in arrays:
+            assert a.shape == p.shape and a.dtype == p.dtype
+            if p.size:
+                assert addr(a) % 64 == addr(p) % 64, (i, addr(a) % 64, addr(p) % 64)
+    for name in ("exp_avg", "exp_avg_sq"):
+        spans = sorted((addr(st[name]), addr(st[name]) + st[name].nbytes) for st in opt.state
+                       if st[name].size)
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+    # and the numbers: one Adam step from zero state moves each param by lr (sign of g)
+    for p in params:
+        assert np.allclose(p, 1.0 - 1e-3, rtol=0, atol=1e-6)

@@ -82,25 +82,40 @@ def _check_dtypes(arrays: list, name: str, like: list, like_name: str) -> None:
                             f"{b.dtype}; each must match")
 
 
-_ALIGN = 64   # bytes: each state array starts on a cache line of its buffer
+_ALIGN = 64   # bytes: a cache line
+
+
+def _offset(a: np.ndarray) -> int:
+    """Where ``a`` starts within its 64-byte line, in elements (0 when its address is
+    not a multiple of its element size, or it is empty)."""
+    addr = a.__array_interface__["data"][0]
+    if a.size == 0 or addr % a.dtype.itemsize:
+        return 0
+    return (addr % _ALIGN) // a.dtype.itemsize
 
 
 def _packed(like: list[np.ndarray], values: list | None = None) -> list[np.ndarray]:
     """Arrays shaped and typed like ``like`` (one dtype), as views of ONE new buffer,
-    each starting on a 64-byte boundary; zeros, or copies of ``values``.
+    each starting at the same offset within a 64-byte line as its counterpart in
+    ``like`` (on a line when that is aligned, as torch allocates; 16 bytes past one
+    for numpy's large arrays); zeros, or copies of ``values``.
 
-    One buffer instead of one allocation per tensor: numpy asks the kernel for huge
-    pages for allocations of 4 MiB and more, and per-tensor state arrays of a real
-    model (mostly below that) would otherwise stream through 4 KiB pages, which
-    measurably slows a memory-bound step (see ``python -m pyrmsprop.bench``, lists)."""
+    The same offset: the kernels peel a short head so that their vector loads and
+    stores never split a cache line, which works for all arrays of a call only when
+    they share their offset.  One buffer instead of one allocation per tensor: numpy
+    asks the kernel for huge pages for allocations of 4 MiB and more, and per-tensor
+    state arrays of a real model (mostly below that) would otherwise stream through
+    4 KiB pages, which measurably slows a memory-bound step (see
+    ``python -m pyrmsprop.bench``, lists)."""
     if not like:
         return []
     dtype = like[0].dtype
     per = _ALIGN // dtype.itemsize
     offsets, total = [], 0
     for a in like:
+        total += (_offset(a) - total) % per      # to the counterpart's place in a line
         offsets.append(total)
-        total += -(-a.size // per) * per
+        total += a.size
     buf = np.zeros(total + per, dtype=dtype)
     skip = (-buf.__array_interface__["data"][0] % _ALIGN) // dtype.itemsize
     out = [buf[skip + o: skip + o + a.size].reshape(a.shape) for o, a in zip(offsets, like)]
@@ -391,11 +406,13 @@ class Optimizer:
                 new_st[name] = a
             new_state[i] = new_st
         # copies, packed into one buffer per (state name, dtype) as a step allocates them
+        # (each at its parameter's offset in a cache line, as :func:`_packed` places them)
         for name in self._STATE_NAMES:
-            have = [st for st in new_state if name in st]
-            arrays = [st[name] for st in have]
-            for st, a in zip(have, _packed_by_dtype(arrays, arrays)):
-                st[name] = a
+            have = [i for i, st in enumerate(new_state) if name in st]
+            arrays = [new_state[i][name] for i in have]
+            like = [self._param(i) for i in have]
+            for i, a in zip(have, _packed_by_dtype(like, arrays)):
+                new_state[i][name] = a
         for group, new in zip(self.param_groups, new_groups):
             group.clear()
             group.update(new)
@@ -650,8 +667,8 @@ class EMA:
         self.beta = float(state_dict["beta"])
         self.bias_correction = bool(state_dict["bias_correction"])
         self.num_updates = int(n)
-        avgs = [np.asarray(a) for a in avgs]
-        self._set_averages(_packed_by_dtype(avgs, avgs))
+        for mine, a in zip(self.averages, avgs):    # in place: the averages keep their layout
+            mine[...] = a
 
     def save(self, path) -> None:
         meta = {"format": _FORMAT, "kind": "EMA", "beta": self.beta,
