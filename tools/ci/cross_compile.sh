@@ -10,8 +10,8 @@
 #         gcc-aarch64-linux-gnu, libc6-dev-arm64-cross 22 s, of wine64 18 s (measured by hand
 #         before this script existed; lld is no longer asked for); then the checks with an
 #         empty cache (making the Wine prefix adds ~18 s) 153 s  =>  about 3.5 min
-#   warm (everything installed, Wine prefix in the cache): 117-139 s, of which the 42
-#         compilations (2 at a time) take 100-117 s and the 4 smoke runs ~10 s
+#   warm (everything installed, Wine prefix in the cache): 117-165 s, of which the 42
+#         compilations (2 at a time) take 100-147 s and the 4 smoke runs ~10 s
 # Budget: TIMEOUT_INSTALL=900 s for apt, TIMEOUT_CHECKS=600 s for the checks.
 #
 # What each platform proves (tools/ci/cross_compile.py has the details):
