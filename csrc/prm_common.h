@@ -16,6 +16,16 @@
 #define PRM_INLINE static inline
 #endif
 
+/* No FMA contraction in any kernel, whatever the compiler's default, so that every
+ * target rounds exactly alike.  GCC gets -ffp-contract=off (it ignores these pragmas);
+ * clang in MSVC mode (clang-cl) maps /fp:precise to contraction within expressions, and
+ * MSVC's /fp:precise contracts too before Visual Studio 2022 17.0. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(_MSC_VER)
+#pragma fp_contract(off)
+#endif
+
 #define PRM_CAT_(a, b) a##b
 #define PRM_CAT(a, b) PRM_CAT_(a, b)
 #define PRM_CAT3(a, b, c) PRM_CAT(PRM_CAT(a, b), c)
