@@ -238,3 +238,32 @@ def test_deepspeed_anchor_options(capsys, tmp_path):
     assert rc == 2 and "--deepspeed yes needs torch" in err
     rc, _, err = _run(capsys, TINY + ["--deepspeed", "maybe"])
     assert rc == 2 and "--deepspeed" in err
+
+
+def test_noise_is_measured_and_marked(capsys):
+    quiet = bench.Impl("a", lambda: None, samples=[1.0, 1.01, 0.99, 1.0, 1.02])
+    loud = bench.Impl("b", lambda: None, samples=[1.0, 1.5, 0.7, 2.0, 1.0])
+    assert quiet.spread == pytest.approx(0.02, abs=0.011) and not quiet.noisy
+    assert loud.spread > bench.NOISY and loud.noisy
+    assert bench.Impl("c", lambda: None, samples=[1.0, 9.0]).spread == 0.0   # too few
+    assert bench._mark("1.0", quiet) == "1.0"
+    assert bench._mark("1.0", quiet, loud) == "1.0" + bench.NOISY_MARK
+
+    def rec(noisy_vs, pct):
+        return {"rule": "adam", "dtype": "float32", "size": 1000, "impl": "pyrmsprop",
+                "threads": 1, "simd": "baseline", "median_ns_per_elem": 1.0, "gbps": 28.0,
+                "pct_of_limit": pct, "ratio_vs_limit": pct / 100, "ratio_vs_numpy": 3.0,
+                "noisy": "pyrmsprop" in noisy_vs, "noisy_vs": noisy_vs, "limit_from": "limit"}
+
+    import types
+    Args = types.SimpleNamespace(simd=["baseline"])
+    clean, noisy_anchor, over = rec([], 90.0), rec(["numpy"], 90.0), rec([], 120.0)
+    numpy = {"impl": "numpy", "rule": "adam", "size": 1000}     # makes the numpy column
+    rows = bench.kernel_table([clean, numpy], Args).splitlines()[2:]
+    assert "(3.00x)" in rows[0] and "?" not in rows[0] and "!" not in rows[0]
+    row = bench.kernel_table([noisy_anchor, numpy], Args).splitlines()[2]
+    assert "(3.00x) ?" in row and "1.00 ?" not in row      # only the anchor's ratio
+    assert "120% !" in bench.kernel_table([over, numpy], Args)
+    bench._noise_note([clean, noisy_anchor | {"noisy": True}, over])
+    out = capsys.readouterr().out
+    assert "1 of 3 timings" in out and "! = faster than the memory-only loop" in out

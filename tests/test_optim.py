@@ -957,7 +957,7 @@ def test_state_and_averages_share_their_parameters_offset_in_a_cache_line():
     for name in ("exp_avg", "exp_avg_sq"):
         spans = sorted((addr(st[name]), addr(st[name]) + st[name].nbytes) for st in opt.state
                        if st[name].size)
-        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
     # and the numbers: one Adam step from zero state moves each param by lr (sign of g)
     for p in params:
         assert np.allclose(p, 1.0 - 1e-3, rtol=0, atol=1e-6)

@@ -10,8 +10,12 @@ kernels
     float64 twice that), and the same figures for every anchor:
 
     ``limit``          ``pyrmsprop._core.memory_only_update`` over as many arrays
-                       (2, 3, 3, 4): the same loads and stores, no arithmetic;
-                       "% of limit" = limit time / pyrmsprop time
+                       (2, 3, 3, 4): the same loads and stores with one add per
+                       store, through the kernels' thread layout and cache-line
+                       peeling; the faster of a run on the same arrays and one on
+                       64-byte-aligned copies; "% of limit" = limit time /
+                       pyrmsprop time (above 100% would mean the limit is wrong:
+                       marked "!")
     ``numpy``          the update written by hand with numpy ufuncs (``out=`` into
                        preallocated scratch arrays, no temporaries)
     ``torch``          ``torch.optim`` single-tensor (``foreach=False``); for EMA,
@@ -36,6 +40,10 @@ lists
     Python loop of ``adam_update``, and
     ``torch.optim.Adam`` foreach and fused over the same (shared-memory) tensors.
 
+A figure whose repetitions spread by more than 10% (interquartile range / median),
+or a ratio built on one, is marked "?": not to be trusted (another process competed
+for the CPUs or memory); the header warns when the load average is high.
+
 Every section runs for each thread count (``--threads``, default ``1,N``, N
 all threads; torch gets the same count) and the kernels section for each SIMD
 target (``--simd``).  Implementations are interleaved in a new random order in every
@@ -58,11 +66,15 @@ JSON (``--json PATH``), schema ``pyrmsprop.bench/1``::
                 benchmarked), "argv"},
      "records":   [{"rule", "dtype", "size", "impl", "threads", "simd" (null for
                     anchors), "median_ns_per_elem", "min_ns_per_elem", "gbps",
-                    "bytes_per_elem", "pct_of_limit", "repeats",
+                    "bytes_per_elem", "pct_of_limit", "repeats", "spread" (interquartile
+                    range / median of the repeats), "noisy" (spread > 10%), "limit_from"
+                    ("limit" or "limit_aligned": the faster memory-only run), "noisy_vs"
+                    (names of the noisy figures this record is compared with),
                     "ratio_vs_<other impl>": other time / this time, ...}],
-     "per_call":  [{"impl", "rule", "dtype", "size", "threads", "median_us", "min_us"}],
+     "per_call":  [{"impl", "rule", "dtype", "size", "threads", "median_us", "min_us",
+                    "spread", "noisy"}],
      "lists":     [{"list", "tensors", "elements", "dtype", "impl", "threads",
-                    "median_ms", "min_ms", "ratio_vs_<other impl>", ...}],
+                    "median_ms", "min_ms", "spread", "noisy", "ratio_vs_<other impl>", ...}],
      "busy":      [{"phase": "idle"|"busy", "case", "size", "split", "impl", "threads",
                     "median_ns_per_elem", "ratio_vs_1_thread"}],
      "threshold": [{"rule", "dtype", "size", "threads", "median_ns_per_elem",
@@ -112,6 +124,9 @@ PER_CALL_SIZES = (1, 16, 1000)
 THRESHOLD_SIZES = tuple(2**k for k in range(12, 24))
 LISTS = ("resnet18", "transformer")
 SECTIONS = ("kernels", "per-call", "lists")
+NOISY = 0.10        # a figure whose repeats spread more (IQR / median) is not trusted
+NOISY_MARK = " ?"
+BUSY_LOAD = 0.5     # load average per CPU above which the header warns
 DTYPES = {"float32": np.float32, "f32": np.float32, "float64": np.float64, "f64": np.float64}
 
 
@@ -137,6 +152,23 @@ class Impl:
     @property
     def best(self) -> float:
         return min(self.samples)
+
+    @property
+    def spread(self) -> float:
+        """Interquartile range of the samples / their median (0 with fewer than 3)."""
+        if len(self.samples) < 3:
+            return 0.0
+        q1, _, q3 = statistics.quantiles(self.samples, n=4, method="inclusive")
+        return (q3 - q1) / self.median
+
+    @property
+    def noisy(self) -> bool:
+        return self.spread > NOISY
+
+
+def _mark(text: str, *impls: Impl) -> str:
+    """``text`` with NOISY_MARK appended when a figure it rests on is noisy."""
+    return text + NOISY_MARK if any(im.noisy for im in impls) else text
 
 
 @dataclass
@@ -240,6 +272,16 @@ def _limit(arrays: list[np.ndarray]) -> Callable[[], None]:
     return lambda: _core.memory_only_update(*arrays)
 
 
+def _aligned_copy(a: np.ndarray) -> np.ndarray:
+    """A copy of ``a`` that starts on a 64-byte boundary."""
+    per = 64 // a.itemsize
+    buf = np.empty(a.size + per, a.dtype)
+    skip = (-buf.__array_interface__["data"][0] % 64) // a.itemsize
+    out = buf[skip:skip + a.size]
+    out[...] = a
+    return out
+
+
 def _numpy(rule: str, arrays: list[np.ndarray]) -> Callable[[], None]:
     """The update written with numpy ufuncs, into a scratch array (no temporaries)."""
     hp = HP[rule]
@@ -318,11 +360,12 @@ def _has_fused(torch, rule: str) -> bool:
 
 
 def _torch(rule: str, arrays: list[np.ndarray]) -> dict[str, Callable[[], object]]:
-    """torch anchors on tensors sharing memory with ``arrays`` (torch keeps its own state)."""
+    """torch anchors on copies of ``arrays``' param and grad in tensors torch allocates
+    (as a torch user's are: on 64-byte boundaries); torch keeps its own state."""
     torch = _TORCH
     if torch is None:
         return {}
-    p, g = torch.from_numpy(arrays[0]), torch.from_numpy(arrays[1])
+    p, g = torch.from_numpy(arrays[0]).clone(), torch.from_numpy(arrays[1]).clone()
     if rule == "ema":
         w = 1.0 - HP["ema"]["beta"]
         return {"torch": lambda: p.lerp_(g, w),
@@ -421,9 +464,9 @@ def _list_impls(shapes, dtype, rng) -> tuple[list[Impl], list[np.ndarray]]:
             flat_p, flat_g, fm, fv, step=next(fsteps), **hp)))
     impls.append(Impl("adam_update loop", loop))
     if _TORCH is not None:
-        tensors = [_TORCH.from_numpy(p) for p in params]
+        tensors = [_TORCH.from_numpy(p).clone() for p in params]   # torch-allocated
         for t, g in zip(tensors, grads):
-            t.grad = _TORCH.from_numpy(g)
+            t.grad = _TORCH.from_numpy(g).clone()
         for name in ("torch_foreach", "torch_fused"):
             impls.append(Impl(name, _TORCH.optim.Adam(tensors, **_torch_kwargs("adam"),
                                                       **_TORCH_VARIANTS[name]).step))
@@ -468,6 +511,21 @@ def table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
 def _progress(msg: str) -> None:
     if sys.stderr.isatty():
         print(f"\r\033[K{msg}", end="", file=sys.stderr, flush=True)
+
+
+def _noise_note(records: list[dict]) -> None:
+    """Say how many figures are not to be trusted (their repeats spread too much)."""
+    noisy = [r for r in records if r.get("noisy")]
+    if noisy:
+        print(f"\n{NOISY_MARK.strip()} = not to be trusted: the repeats of this figure, or of "
+              f"one it is compared with, spread by more than {NOISY:.0%} (interquartile range "
+              f"/ median); {len(noisy)} of {len(records)} timings here. Other processes are "
+              f"competing for the CPUs or memory: rerun on a quiet machine.")
+    over = [r for r in records if r.get("pct_of_limit", 0) > 100 and not r.get("noisy_vs")
+            and r["impl"] == "pyrmsprop"]
+    if over:
+        print(f"! = faster than the memory-only loop with quiet repeats ({len(over)} figures): "
+              f"that loop is not the fastest way to move these bytes, so it is no limit.")
 
 
 def _ratios(rec: dict, times: dict[str, float], me: str) -> None:
@@ -515,29 +573,49 @@ def run_kernels(args, out: dict) -> None:
             _progress(f"kernels: {TITLE[rule]} {dname} {fmt_size(n)}")
             arrays = _arrays(rule, dtype, n, rng)
             impls = []
+            aligned = [_aligned_copy(a) for a in arrays]
             for target in args.simd:
                 impls += [Impl("pyrmsprop", _ours(rule, arrays), simd=target),
-                          Impl("limit", _limit(arrays), simd=target)]
+                          Impl("limit", _limit(arrays), simd=target),
+                          Impl("limit_aligned", _limit(aligned), simd=target)]
             impls.append(Impl("numpy", _numpy(rule, arrays)))
             impls += [Impl(k, f) for k, f in _torch(rule, arrays).items()]
             nbytes = BYTES_F32[rule] * np.dtype(dtype).itemsize // 4
             for threads in args.threads:
                 _set_threads(threads)
                 reps = measure(impls, args.budget)
-                anchors = {im.name: im.median for im in impls if im.simd is None}
-                limits = {im.simd: im.median for im in impls if im.name == "limit"}
+                anchors = {im.name: im for im in impls if im.simd is None}
+                # the limit: the faster of the memory-only loop on these arrays and on
+                # 64-byte-aligned copies (same thread layout and peeling as the kernels)
+                limits: dict[str | None, Impl] = {}
                 for im in impls:
+                    if im.name.startswith("limit") and (
+                            im.simd not in limits or im.median < limits[im.simd].median):
+                        limits[im.simd] = im
+                for im in impls:
+                    if im.name == "limit_aligned":
+                        continue
                     limit = limits.get(im.simd, limits[args.simd[0]])
-                    times = {**anchors, "limit": limit, im.name: im.median}
-                    rec = {"rule": rule, "dtype": dname, "size": n, "impl": im.name,
+                    if im.name == "limit":      # the record of the limit: the faster run
+                        im = limit
+                    me = "limit" if im is limit else im.name
+                    times = {**{k: a.median for k, a in anchors.items()},
+                             "limit": limit.median}
+                    times[me] = im.median
+                    compared = [im, limit, *anchors.values()]
+                    rec = {"rule": rule, "dtype": dname, "size": n,
+                           "impl": me,
                            "threads": threads, "simd": im.simd,
                            "median_ns_per_elem": im.median * 1e9 / n,
                            "min_ns_per_elem": im.best * 1e9 / n,
                            "gbps": nbytes * n / im.median / 1e9, "bytes_per_elem": nbytes,
-                           "pct_of_limit": 100 * limit / im.median, "repeats": reps}
-                    _ratios(rec, times, im.name)
+                           "pct_of_limit": 100 * limit.median / im.median, "repeats": reps,
+                           "spread": im.spread, "noisy": im.noisy,
+                           "limit_from": limit.name,
+                           "noisy_vs": sorted({c.name for c in compared if c.noisy})}
+                    _ratios(rec, times, me)
                     recs.append(rec)
-            del arrays, impls
+            del arrays, aligned, impls
             if n >= 1_000_000:      # free torch's state now (gc.collect is slow with torch)
                 gc.collect()
         out["records"] += recs
@@ -548,8 +626,12 @@ def run_kernels(args, out: dict) -> None:
             print(kernel_table([r for r in recs if r["threads"] == threads], args))
     print("\nAnchor cells: the anchor's ns/element and (Nx) = anchor time / pyrmsprop time."
           "\nGB/s counts the bytes the update must move (read + written), for every column."
-          "\nlimit = pyrmsprop._core.memory_only_update: the same loads and stores, no "
-          "arithmetic.")
+          "\nlimit = the faster of two runs of pyrmsprop._core.memory_only_update, the "
+          "same loads and stores\nwith one add per store, through the kernels' own thread "
+          "layout and cache-line peeling: on\nthe same arrays, and on 64-byte-aligned "
+          "copies. pyrmsprop's arrays are numpy's (np.random,\nnp.zeros: 16 bytes past a "
+          "cache line when large); torch's and DeepSpeed's are torch's (aligned).")
+    _noise_note(out["records"])
 
 
 def kernel_table(recs: list[dict], args) -> str:
@@ -559,13 +641,19 @@ def kernel_table(recs: list[dict], args) -> str:
     for r in sorted(ours, key=lambda r: (RULES.index(r["rule"]), r["size"])):
         row = [TITLE[r["rule"]], fmt_size(r["size"])] + ([r["simd"]] if len(args.simd) > 1
                                                          else [])
-        row += [fmt_num(r["median_ns_per_elem"]), fmt_num(r["gbps"]),
-                f"{r['pct_of_limit']:.0f}%",
-                fmt_num(r["median_ns_per_elem"] * r["ratio_vs_limit"])]
+        bad = set(r["noisy_vs"])
+        mine = NOISY_MARK if r["noisy"] else ""
+        pct = f"{r['pct_of_limit']:.0f}%"
+        if r["pct_of_limit"] > 100 and not bad:
+            pct += " !"        # a kernel beating the memory-only loop: the limit is wrong
+        row += [fmt_num(r["median_ns_per_elem"]) + mine, fmt_num(r["gbps"]) + mine,
+                pct + (NOISY_MARK if bad & {"pyrmsprop", r["limit_from"]} else ""),
+                fmt_num(r["median_ns_per_elem"] * r["ratio_vs_limit"])
+                + (NOISY_MARK if r["limit_from"] in bad else "")]
         for a in have:
             key = f"ratio_vs_{a}"
             row.append(f"{fmt_num(r['median_ns_per_elem'] * r[key])} ({r[key]:.2f}x)"
-                       if key in r else "-")
+                       + (NOISY_MARK if bad & {"pyrmsprop", a} else "") if key in r else "-")
         rows.append(row)
     headers = (["rule", "size"] + (["simd"] if len(args.simd) > 1 else [])
                + ["ns/elem", "GB/s", "% limit", "limit ns/elem"] + have)
@@ -595,16 +683,19 @@ def run_per_call(args, out: dict) -> None:
             _set_threads(threads)
             measure(impls, args.budget)
             recs += [{"impl": im.name, "rule": rule_of[im.name], "dtype": "float32", "size": n,
-                      "threads": threads, "median_us": im.median * 1e6, "min_us": im.best * 1e6}
+                      "threads": threads, "median_us": im.median * 1e6, "min_us": im.best * 1e6,
+                      "spread": im.spread, "noisy": im.noisy}
                      for im in impls]
     _progress("")
     out["per_call"] += recs
     names = list(dict.fromkeys(r["impl"] for r in recs))
     cols = [(n, t) for t in args.threads for n in PER_CALL_SIZES]
-    lookup = {(r["impl"], r["size"], r["threads"]): r["median_us"] for r in recs}
+    lookup = {(r["impl"], r["size"], r["threads"]):
+              fmt_num(r["median_us"]) + (NOISY_MARK if r["noisy"] else "") for r in recs}
     print("\n### Per call, float32: microseconds (median), functional API incl. validation\n")
     print(table(["implementation"] + [f"n={n}, {t}T" for n, t in cols],
-                [[name] + [fmt_num(lookup[name, n, t]) for n, t in cols] for name in names]))
+                [[name] + [lookup[name, n, t] for n, t in cols] for name in names]))
+    _noise_note(recs)
 
 
 def run_lists(args, out: dict) -> None:
@@ -622,16 +713,17 @@ def run_lists(args, out: dict) -> None:
             for im in impls:
                 rec = {"list": name, "tensors": len(params), "elements": total,
                        "dtype": "float32", "impl": im.name, "threads": threads,
-                       "median_ms": im.median * 1e3, "min_ms": im.best * 1e3}
+                       "median_ms": im.median * 1e3, "min_ms": im.best * 1e3,
+                       "spread": im.spread, "noisy": im.noisy}
                 _ratios(rec, times, im.name)
                 out["lists"].append(rec)
-            main_impl = impls[0].name
+            main_impl = impls[0]
             row = [name, str(threads), str(len(params)), f"{total / 1e6:.1f}M"]
             for im in impls:
                 cell = fmt_num(im.median * 1e3)
-                if im.name != main_impl:
-                    cell += f" ({im.median / times[main_impl]:.2f}x)"
-                row.append(cell)
+                if im is not main_impl:
+                    cell += f" ({im.median / main_impl.median:.2f}x)"
+                row.append(_mark(cell, im, main_impl))
             rows.append((tuple(im.name for im in impls), row))
         del impls, params
         gc.collect()
@@ -641,6 +733,7 @@ def run_lists(args, out: dict) -> None:
               f"(Nx) = time / {names[0]} time\n")
         print(table(["list", "threads", "tensors", "elements"] + list(names),
                     [r for n, r in rows if n == names]))
+    _noise_note(out["lists"])
 
 
 def run_busy(args, out: dict) -> None:
@@ -1021,6 +1114,10 @@ def print_header(h: dict, args) -> None:
     print(f"    command   python -m pyrmsprop.bench {' '.join(h['argv'])}".rstrip())
     load = f"; load average {h['loadavg'][0]:.2f} at start" if h["loadavg"] else ""
     print(f"    cpu       {h['cpu']} ({h['cpus']} CPUs available{load}), {h['platform']}")
+    if h["loadavg"] and h["loadavg"][0] > BUSY_LOAD * h["cpus"]:
+        print(f"    WARNING   the machine is busy (load {h['loadavg'][0]:.2f} on {h['cpus']} "
+              f"CPUs): timings will be noisy; figures whose repeats spread are marked"
+              f"{NOISY_MARK}")
     print(f"    simd      {h['simd_in_use']} in use; supported here: "
           f"{', '.join(h['simd_available'])}; compiled: {', '.join(h['simd_compiled'])}; "
           f"benchmarked: {', '.join(args.simd)}")
