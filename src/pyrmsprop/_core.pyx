@@ -14,6 +14,7 @@ from cpython.buffer cimport (
 from libc.math cimport isfinite
 from libc.stdlib cimport calloc, free, malloc, qsort
 from libc.string cimport memset
+from cpython.pyport cimport PY_SSIZE_T_MAX
 
 import numbers
 import operator
@@ -80,6 +81,8 @@ cdef class _Multi:
         self.b.ntensors = ntensors
         self.b.dtype = -1
         self.b.multi = True
+        if ntensors < 0 or ntensors > PY_SSIZE_T_MAX // (5 * <Py_ssize_t>sizeof(Py_buffer)):
+            raise MemoryError()             # ntensors * 5 * sizeof would overflow
         cdef Py_ssize_t m = ntensors * 5 if ntensors > 0 else 1
         self.b.views = <Py_buffer *>calloc(m, sizeof(Py_buffer))
         self.b.have = <bint *>calloc(m, sizeof(bint))
@@ -394,29 +397,52 @@ _ADAM_LISTS = ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs")
 _SGD_LISTS = ("params", "grads", "momentum_buffers")
 
 
-cdef int _take_lists(Bufs *b, tuple lists, tuple names, tuple written) except -1:
-    """Acquire every tensor of the given lists (None: slot unused) into b."""
-    cdef Py_ssize_t n = b.ntensors, t
+# A list slot that this call does not use (an option switched off); a None that the
+# caller passed is an error, never this.
+cdef object _UNUSED = object()
+
+
+cdef tuple _snapshot(object seq, str name):
+    """``seq`` (a list or tuple of arrays) as a tuple, taken once.  A call reads only
+    its snapshots: a list subclass whose __len__/__getitem__/__iter__ lie or mutate
+    lists, user code run later in the call, or another thread changing the list
+    cannot make it index past a list's end (its items stay referenced, too)."""
+    if not isinstance(seq, (list, tuple)):
+        raise TypeError(f"{name} must be a list of arrays, got {type(seq).__name__}")
+    if type(seq) is tuple or type(seq) is list:
+        return tuple(seq)
+    # a subclass: through its iterator, never its __len__ (a lying length hint would
+    # ask for a huge tuple; Cython turns tuple(iter(seq)) into tuple(seq))
+    return tuple([x for x in seq])
+
+
+cdef object _state(object seq, bint validate_only):
+    """A state list: may be None (then unused) only in a check-only call."""
+    return _UNUSED if (seq is None and validate_only) else seq
+
+
+cdef _Multi _take_lists(tuple lists, tuple names, tuple written):
+    """Snapshot every list (``_UNUSED``: slot unused; slot 0 always used), check the
+    snapshots' lengths, and acquire every tensor of them into a new _Multi."""
+    cdef Py_ssize_t nl = len(lists), n, t
     cdef int k
-    for k in range(len(lists)):
-        seq = lists[k]
-        if seq is None:
-            continue
-        if not isinstance(seq, (list, tuple)):
-            raise TypeError(f"{names[k]} must be a list of arrays, got {type(seq).__name__}")
-        if len(seq) != n:
-            raise ValueError(f"{names[k]} has {len(seq)} arrays but {names[0]} has {n}")
+    cdef list snaps = [None] * nl
+    for k in range(nl):
+        if lists[k] is not _UNUSED:
+            snaps[k] = _snapshot(lists[k], names[k])
+    n = len(<tuple>snaps[0])
+    for k in range(1, nl):
+        if snaps[k] is not None and len(<tuple>snaps[k]) != n:
+            raise ValueError(
+                f"{names[k]} has {len(<tuple>snaps[k])} arrays but {names[0]} has {n}")
+    cdef _Multi m = _Multi(n)
+    cdef tuple seq
     for t in range(n):
-        for k in range(len(lists)):
-            if lists[k] is not None:
-                _take(b, t, k, lists[k][t], names, written[k])
-    return 0
-
-
-cdef _Multi _multi(object first, str name):
-    if not isinstance(first, (list, tuple)):
-        raise TypeError(f"{name} must be a list of arrays, got {type(first).__name__}")
-    return _Multi(len(first))
+        for k in range(nl):
+            if snaps[k] is not None:
+                seq = <tuple>snaps[k]
+                _take(&m.b, t, k, seq[t], names, written[k])
+    return m
 
 
 def ema_update(avg, x, *, beta):
@@ -460,8 +486,7 @@ def ema_update_multi(avgs, xs, *, beta, bint _validate_only=False):
     """
     cdef prm_ema_params hp
     _ema_params(&hp, beta)
-    cdef _Multi m = _multi(avgs, "avgs")
-    _take_lists(&m.b, (avgs, xs), _EMA_LISTS, (True, False))
+    cdef _Multi m = _take_lists((avgs, xs), _EMA_LISTS, (True, False))
     _check_overlap(&m.b, _EMA_LISTS)
     if _validate_only:
         return
@@ -531,10 +556,11 @@ def rmsprop_update_multi(params, grads, square_avgs, *, lr=1e-2, alpha=0.99, eps
     cdef bint mom = hp.momentum > 0.0
     _needs(centered and not _validate_only, grad_avgs, "centered=True", "grad_avgs")
     _needs(mom and not _validate_only, momentum_buffers, "momentum > 0", "momentum_buffers")
-    cdef _Multi m = _multi(params, "params")
-    _take_lists(&m.b, (params, grads, square_avgs, grad_avgs if centered else None,
-                       momentum_buffers if mom else None),
-                _RMSPROP_LISTS, (True, False, True, True, True))
+    cdef _Multi m = _take_lists(
+        (params, grads, _state(square_avgs, _validate_only),
+         _state(grad_avgs, _validate_only) if centered else _UNUSED,
+         _state(momentum_buffers, _validate_only) if mom else _UNUSED),
+        _RMSPROP_LISTS, (True, False, True, True, True))
     _check_overlap(&m.b, _RMSPROP_LISTS)
     if _validate_only:
         return
@@ -595,10 +621,10 @@ def adam_update_multi(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, be
     _adam_params(&hp, step, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
                  amsgrad, maximize)
     _needs(amsgrad and not _validate_only, max_exp_avg_sqs, "amsgrad=True", "max_exp_avg_sqs")
-    cdef _Multi m = _multi(params, "params")
-    _take_lists(&m.b, (params, grads, exp_avgs, exp_avg_sqs,
-                       max_exp_avg_sqs if amsgrad else None),
-                _ADAM_LISTS, (True, False, True, True, True))
+    cdef _Multi m = _take_lists(
+        (params, grads, _state(exp_avgs, _validate_only), _state(exp_avg_sqs, _validate_only),
+         _state(max_exp_avg_sqs, _validate_only) if amsgrad else _UNUSED),
+        _ADAM_LISTS, (True, False, True, True, True))
     _check_overlap(&m.b, _ADAM_LISTS)
     if _validate_only:
         return
@@ -653,9 +679,9 @@ def sgd_update_multi(params, grads, *, lr, momentum=0.0, momentum_buffers=None,
     _sgd_params(&hp, lr, momentum, dampening, nesterov, weight_decay, maximize, first_step)
     cdef bint mom = hp.momentum > 0.0
     _needs(mom and not _validate_only, momentum_buffers, "momentum > 0", "momentum_buffers")
-    cdef _Multi m = _multi(params, "params")
-    _take_lists(&m.b, (params, grads, momentum_buffers if mom else None), _SGD_LISTS,
-                (True, False, True))
+    cdef _Multi m = _take_lists(
+        (params, grads, _state(momentum_buffers, _validate_only) if mom else _UNUSED),
+        _SGD_LISTS, (True, False, True))
     _check_overlap(&m.b, _SGD_LISTS)
     if _validate_only:
         return
@@ -667,15 +693,17 @@ def all_finite(arrays):
     """True when no element of the float32/float64 arrays in the list is NaN or
     +-Inf (the optimizers' ``skip_nonfinite`` check; one vectorized pass).
     """
-    if not isinstance(arrays, (list, tuple)):
-        raise TypeError(f"arrays must be a list of arrays, got {type(arrays).__name__}")
+    # a snapshot: the GIL is released between arrays, when another thread may
+    # change the list
+    cdef tuple seq = _snapshot(arrays, "arrays")
     cdef Single st
     cdef Bufs b
     cdef int bad = 0
-    for t in range(len(arrays)):
+    cdef Py_ssize_t t
+    for t in range(len(seq)):
         b = _single(&st)
         try:
-            _take(&b, 0, 0, arrays[t], (f"arrays[{t}]",), False)
+            _take(&b, 0, 0, seq[t], (f"arrays[{t}]",), False)
             with nogil:
                 bad = prm_any_nonfinite(b.dtype, b.ptrs, b.lens, 1)
         finally:
@@ -802,9 +830,14 @@ def set_thread_threshold(n):
 
     A call's element count is weighted by its rule and dtype's cost per element
     (see :func:`split_elements`); 0 splits every call that has two chunks."""
-    k = operator.index(n)
-    if k < 0:
-        raise ValueError(f"n must be >= 0, got {k}")
+    if isinstance(n, bool):
+        raise TypeError("n must be an int >= 0, got bool")
+    try:
+        k = operator.index(n)
+    except TypeError:
+        raise TypeError(f"n must be an int >= 0, got {type(n).__name__}") from None
+    if not (0 <= k <= PY_SSIZE_T_MAX):
+        raise ValueError(f"n must be in [0, {PY_SSIZE_T_MAX}], got {k}")
     prm_set_thread_threshold(k)
 
 
