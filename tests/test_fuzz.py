@@ -357,6 +357,7 @@ def update_case(draw, multi=None):
     ntensors = draw(st.integers(0, 3)) if multi else 1
     case = Case()
     earlier, used = [], []
+    call_dtype = None       # the first array's, once taken
     lists = {s: [] for s in slots}
     for t in range(ntensors):
         shape = draw(SHAPES)
@@ -368,9 +369,16 @@ def update_case(draw, multi=None):
             if s in needed:
                 earlier.append(obj)
                 used.append((obj, s in written))
-                why = _bad(obj, shape, dtype, s in written)
+                # the binding compares shapes with the tensor's first array, dtypes with
+                # the call's first array
+                why = _bad(obj, None if s == slots[0] else ref_shape, call_dtype,
+                           s in written)
                 if why:
                     reasons.append(f"{s}[{t}]: {why}")
+                if s == slots[0]:
+                    ref_shape = obj.shape if isinstance(obj, np.ndarray) else shape
+                    if call_dtype is None:
+                        call_dtype = obj.dtype if not why else dtype
             lists[s].append(obj)
     if _overlaps(used):
         reasons.append("overlap")
@@ -396,10 +404,10 @@ def update_case(draw, multi=None):
         for s in slots[POSITIONAL[rule]:]:
             kwargs[s] = None if lists[s] is None else lists[s][0]
         fn = single_fn
-    # dtype of the whole call: the first array's; any other float dtype is bad (above)
     return dict(rule=rule, multi=multi, fn=fn, args=args, kwargs=kwargs, case=case,
                 hp=hp, flags=flags, needed=needed, ntensors=ntensors, lists=lists,
-                dtype=dtype, reasons=reasons, slots=slots, written=written)
+                dtype=call_dtype or np.dtype(dtype), reasons=reasons, slots=slots,
+                written=written)
 
 
 def check(c):
@@ -510,6 +518,25 @@ def test_fuzz_optimizer_step(name, data):
 def test_regression_none_for_a_required_list(call):
     with pytest.raises(TypeError, match=r"must be a list of arrays, got NoneType"):
         call()
+
+
+# Found by the harness: Cython's `**` on doubles (no cpow) computed Adam's step size
+# in complex numbers, and a huge lr made the quotient's imaginary part NaN: a
+# TypeError for valid input.  Now C pow, as Python floats (and torch) compute it.
+@pytest.mark.parametrize("lr", [1e308, 1.7976931348623157e308, 2.0**1000, 1e300])
+@pytest.mark.parametrize("beta1", [0.0, 0.5, 0.9, 0.999999])
+def test_regression_adam_huge_lr(lr, beta1):
+    p, g = np.zeros(3, np.float32), np.ones(3, np.float32)
+    m, v = np.zeros(3, np.float32), np.zeros(3, np.float32)
+    F.adam_update_multi([p], [g], [m], [v], step=1, lr=lr, beta1=beta1)
+    p2, m2, v2 = np.zeros(3), np.zeros(3), np.zeros(3)
+    F.adam_update(p2, np.ones(3), m2, v2, step=7, lr=lr, beta1=beta1, beta2=0.0)
+    arrs = {"param": np.zeros(3), "grad": np.ones(3), "exp_avg": np.zeros(3),
+            "exp_avg_sq": np.zeros(3)}
+    emulate("adam", np.dtype(np.float64), {"step": 7, "lr": lr, "beta1": beta1, "beta2": 0.0,
+                                           "eps": 1e-8, "weight_decay": 0.0},
+            {"decoupled_weight_decay": False, "amsgrad": False, "maximize": False}, arrs)
+    assert same_bits(p2, arrs["param"])
 
 
 def test_fuzz_settings():

@@ -11,7 +11,7 @@ from cpython.buffer cimport (
     PyObject_CheckBuffer,
     PyObject_GetBuffer,
 )
-from libc.math cimport isfinite
+from libc.math cimport isfinite, pow
 from libc.stdlib cimport calloc, free, malloc, qsort
 from libc.string cimport memset
 from cpython.pyport cimport PY_SSIZE_T_MAX
@@ -348,9 +348,11 @@ cdef int _adam_params(prm_adam_params *hp, step, lr, beta1, beta2, eps, weight_d
     hp.weight_decay = _nonneg(weight_decay, "weight_decay")
     hp.one_minus_beta1 = 1.0 - hp.beta1
     hp.one_minus_beta2 = 1.0 - hp.beta2
-    # as torch computes them: Python floats, once per call
-    hp.step_size = lr_ / (1.0 - hp.beta1 ** <double>t)
-    hp.bc2_sqrt = (1.0 - hp.beta2 ** <double>t) ** 0.5
+    # as torch computes them: Python floats (C pow, as float.__pow__), once per call.
+    # Not Cython's `**`: without cpow it computes in complex numbers, and lr=1e308
+    # made the complex quotient's imaginary part NaN, a TypeError.
+    hp.step_size = lr_ / (1.0 - pow(hp.beta1, <double>t))
+    hp.bc2_sqrt = pow(1.0 - pow(hp.beta2, <double>t), 0.5)
     hp.decay = 1.0 - lr_ * hp.weight_decay
     hp.flags = ((PRM_MAXIMIZE if maximize else 0)
                 | (PRM_WEIGHT_DECAY if hp.weight_decay != 0.0 else 0)
