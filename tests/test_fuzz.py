@@ -539,6 +539,16 @@ def test_regression_adam_huge_lr(lr, beta1):
     assert same_bits(p2, arrs["param"])
 
 
+# Found by the harness: all_finite answered False at the first non-finite array
+# without checking the arguments after it (a bool array there was accepted).
+def test_regression_all_finite_checks_every_array():
+    with pytest.raises(TypeError, match=r"arrays\[1\] must have dtype"):
+        F.all_finite([np.array(np.inf, np.float32), np.array(False)])
+    with pytest.raises(ValueError, match=r"arrays\[2\] is not C-contiguous"):
+        F.all_finite([np.zeros(2), np.full(2, np.nan), np.zeros((3, 3)).T])
+    assert F.all_finite([np.zeros(2), np.full(2, np.nan), np.zeros(3)]) is False
+
+
 def test_fuzz_settings():
     assert FUZZ.max_examples >= 1
     assert FUZZ.derandomize == (_ENV is None)

@@ -694,6 +694,7 @@ def sgd_update_multi(params, grads, *, lr, momentum=0.0, momentum_buffers=None,
 def all_finite(arrays):
     """True when no element of the float32/float64 arrays in the list is NaN or
     +-Inf (the optimizers' ``skip_nonfinite`` check; one vectorized pass).
+    Every array is checked, also those after a non-finite one.
     """
     # a snapshot: the GIL is released between arrays, when another thread may
     # change the list
@@ -706,13 +707,12 @@ def all_finite(arrays):
         b = _single(&st)
         try:
             _take(&b, 0, 0, seq[t], (f"arrays[{t}]",), False)
-            with nogil:
-                bad = prm_any_nonfinite(b.dtype, b.ptrs, b.lens, 1)
+            if not bad:     # after the first non-finite array, only check the rest
+                with nogil:
+                    bad = prm_any_nonfinite(b.dtype, b.ptrs, b.lens, 1)
         finally:
             _release(&b)
-        if bad:
-            return False
-    return True
+    return not bad
 
 
 def memory_only_update(a0, a1, a2=None, a3=None):
