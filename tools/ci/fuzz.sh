@@ -8,8 +8,8 @@
 # (with that interpreter's LD_PRELOAD/ASAN_OPTIONS set by the caller).
 #
 # Time, measured from a fresh clone on the 2-core machine (plain build, no venv yet):
-# about 35 s to create the venv and build, then ~35 s of fuzzing at 1000 examples
-# (5 property tests).  Budget: 300 s.
+# 126 s in all: 68 s to create the venv and install, 58 s for the tests (1000 examples
+# for each of the 5 property tests, plus tests/test_binding_safety.py).  Budget: 300 s.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
