@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The C kernels, the thread pool and the Cython binding built with gcc's AddressSanitizer
+# and UndefinedBehaviorSanitizer, then the whole test suite (torch==2.13.0 included) and
+# the fuzz harness (tools/ci/fuzz.sh, PYRMSPROP_FUZZ_EXAMPLES examples per property,
+# default 500) run on that build.  Zero reports are required: the run fails on a failing
+# test and also on any sanitizer report in the output, even one a test swallowed.
+#
+#   * -fsanitize=address,undefined -fno-sanitize-recover=undefined: every UB report is
+#     fatal; -fno-omit-frame-pointer -g for readable stacks.
+#   * The interpreter is not instrumented, so ASan's runtime is preloaded
+#     (LD_PRELOAD=$(gcc -print-file-name=libasan.so)); leak detection is off because
+#     CPython and torch keep allocations alive until exit on purpose.
+#   * The build lives in a venv in a fresh temporary directory (never reused: the point
+#     is to test this commit); pip's downloads are cached in $PYRMSPROP_CI_CACHE/pip.
+#
+# Time: see the budget in .ci/run (about 1.5x the cold time measured on this machine).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cache=${PYRMSPROP_CI_CACHE:-/var/cache/pyrmsprop-ci}
+export PIP_CACHE_DIR="$cache/pip" PIP_DISABLE_PIP_VERSION_CHECK=1
+mkdir -p "$PIP_CACHE_DIR"
+unset PYRMSPROP_SIMD PYRMSPROP_NUM_THREADS PYTHONPATH
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/pyrmsprop-asan.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir "$work/src"
+git -C "$root" archive HEAD | tar -x -C "$work/src"
+
+quiet() { { grep -v "^WARNING: Location '" || true; }; }
+start=$SECONDS
+python3 -m venv "$work/venv"
+py="$work/venv/bin/python"
+"$py" -m pip install -q --upgrade pip 2>&1 | quiet
+"$py" -m pip install -q "torch==2.13.0" 2>&1 | quiet
+PYRMSPROP_EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g" \
+    "$py" -m pip install -q "$work/src[test]" 2>&1 | quiet
+# The extension must really be instrumented, or this part proves nothing.
+so=$("$py" -c "import importlib.util as u; print(u.find_spec('pyrmsprop._core').origin)")
+if ! ldd "$so" | grep -q libasan; then
+    echo "asan.sh: $so is not linked against libasan" >&2
+    exit 1
+fi
+echo "asan.sh: instrumented build installed in $((SECONDS - start)) s"
+
+export LD_PRELOAD
+LD_PRELOAD=$(gcc -print-file-name=libasan.so)
+export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export PYRMSPROP_REQUIRE_TORCH=1
+
+status=0
+log="$work/asan.log"
+cd "$work/src"
+step=$SECONDS
+set +e
+"$py" -m pytest -q -p no:cacheprovider tests 2>&1 | tee "$log" | tail -n 15
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+set -e
+suite=$(grep -E '^=*.*[0-9]+ passed' "$log" | tail -n 1)
+echo "asan.sh: test suite under ASan+UBSan in $((SECONDS - step)) s: $suite"
+
+step=$SECONDS
+set +e
+PYTHON="$py" PYRMSPROP_FUZZ_EXAMPLES=${PYRMSPROP_FUZZ_EXAMPLES:-500} \
+    bash tools/ci/fuzz.sh 2>&1 | tee -a "$log" | tail -n 5
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+set -e
+echo "asan.sh: fuzz harness under ASan+UBSan in $((SECONDS - step)) s"
+
+reports=$(grep -cE 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$log" || true)
+if [ "$reports" -ne 0 ]; then
+    grep -E -A 30 'ERROR: AddressSanitizer|runtime error:' "$log" | head -n 120
+    status=1
+fi
+echo "asan.sh: $reports sanitizer report(s); $((SECONDS - start)) s in all"
+exit "$status"
