@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pyrmsprop
@@ -358,6 +358,7 @@ def update_case(draw, multi=None):
     case = Case()
     earlier, used = [], []
     call_dtype = None       # the first array's, once taken
+    ref_shape = None        # the tensor's first array's (slots[0] comes first)
     lists = {s: [] for s in slots}
     for t in range(ntensors):
         shape = draw(SHAPES)
