@@ -279,3 +279,15 @@ def test_set_num_threads_rejects(bad, exc):
 def test_set_num_threads_accepts(good):
     pyrmsprop.set_num_threads(good)
     assert pyrmsprop.get_num_threads() == int(good)
+
+
+@pytest.mark.parametrize("bad", [True, np.bool_(True)])
+def test_step_rejects_bools_of_both_kinds(bad):
+    # numpy < 2.3 still lets np.bool_ through operator.index (with a DeprecationWarning),
+    # which took step=np.True_ as step 1; found by tools/ci/pythons.sh on CPython 3.10
+    p = np.ones(8, np.float32)
+    g, m, v = p.copy(), np.zeros_like(p), np.zeros_like(p)
+    before = [a.tobytes() for a in (p, g, m, v)]
+    with pytest.raises(TypeError, match=r"^step must be an integer"):
+        pyrmsprop.adam_update(p, g, m, v, step=bad)
+    assert [a.tobytes() for a in (p, g, m, v)] == before

@@ -11,7 +11,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 _F = TypeVar("_F", np.float32, np.float64)
-_Arrays: TypeAlias = list[NDArray[_F]] | tuple[NDArray[_F], ...]
+# Any shape: numpy's stubs give np.zeros(100) the shape type tuple[int], and list is
+# invariant, so list[NDArray[_F]] (shape tuple[int, ...]) would refuse [np.zeros(100)].
+_Arrays: TypeAlias = list[np.ndarray[Any, np.dtype[_F]]] | tuple[NDArray[_F], ...]
 _Floats: TypeAlias = NDArray[np.floating[Any]]  # float32/float64 arrays, mixed allowed
 
 # ---- one array per argument --------------------------------------------------

@@ -298,8 +298,15 @@ cdef double _unit(object x, str name) except? -1.0:
     return v
 
 
+cdef bint _is_bool(object x):
+    # Python's bool, and numpy's (np.bool_ still has __index__ in numpy < 2.3, with only
+    # a DeprecationWarning, so operator.index would take it as 0 or 1)
+    return isinstance(x, bool) or (type(x).__name__ in ("bool", "bool_")
+                                   and type(x).__module__ == "numpy")
+
+
 cdef long long _step(object x) except -1:
-    if isinstance(x, bool) or isinstance(x, float):
+    if _is_bool(x) or isinstance(x, float):
         raise TypeError(f"step must be an integer >= 1, got {x!r}")
     try:
         s = operator.index(x)
@@ -811,7 +818,7 @@ def set_num_threads(n):
     """Use up to ``n`` threads (the caller and ``n - 1`` pool workers) for updates
     large enough to gain from it.  Results do not depend on ``n``.
     """
-    if isinstance(n, bool):
+    if _is_bool(n):
         raise TypeError("n must be an int >= 1, got bool")
     try:
         k = operator.index(n)
@@ -832,7 +839,7 @@ def set_thread_threshold(n):
 
     A call's element count is weighted by its rule and dtype's cost per element
     (see :func:`split_elements`); 0 splits every call that has two chunks."""
-    if isinstance(n, bool):
+    if _is_bool(n):
         raise TypeError("n must be an int >= 0, got bool")
     try:
         k = operator.index(n)
