@@ -814,19 +814,24 @@ def compiler():
     return prm_compiler().decode()
 
 
+cdef Py_ssize_t _count(object n, Py_ssize_t lo, Py_ssize_t hi) except? -1:
+    # an integer setting ``n`` in [lo, hi]: no bools (Python's or numpy's), no floats
+    if _is_bool(n):
+        raise TypeError(f"n must be an int >= {lo}, got bool")
+    try:
+        k = operator.index(n)
+    except TypeError:
+        raise TypeError(f"n must be an int >= {lo}, got {type(n).__name__}") from None
+    if not (lo <= k <= hi):
+        raise ValueError(f"n must be in [{lo}, {hi}], got {k}")
+    return k
+
+
 def set_num_threads(n):
     """Use up to ``n`` threads (the caller and ``n - 1`` pool workers) for updates
     large enough to gain from it.  Results do not depend on ``n``.
     """
-    if _is_bool(n):
-        raise TypeError("n must be an int >= 1, got bool")
-    try:
-        k = operator.index(n)
-    except TypeError:
-        raise TypeError(f"n must be an int >= 1, got {type(n).__name__}") from None
-    if not (1 <= k <= 256):
-        raise ValueError(f"n must be in [1, 256], got {k}")
-    prm_set_num_threads(k)
+    prm_set_num_threads(_count(n, 1, 256))
 
 
 def get_num_threads():
@@ -839,15 +844,7 @@ def set_thread_threshold(n):
 
     A call's element count is weighted by its rule and dtype's cost per element
     (see :func:`split_elements`); 0 splits every call that has two chunks."""
-    if _is_bool(n):
-        raise TypeError("n must be an int >= 0, got bool")
-    try:
-        k = operator.index(n)
-    except TypeError:
-        raise TypeError(f"n must be an int >= 0, got {type(n).__name__}") from None
-    if not (0 <= k <= PY_SSIZE_T_MAX):
-        raise ValueError(f"n must be in [0, {PY_SSIZE_T_MAX}], got {k}")
-    prm_set_thread_threshold(k)
+    prm_set_thread_threshold(_count(n, 0, PY_SSIZE_T_MAX))
 
 
 def get_thread_threshold():
