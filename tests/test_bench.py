@@ -156,7 +156,8 @@ def test_tiny_run_prints_tables_and_writes_json(capsys, tmp_path):
                      (x["rule"], x["dtype"], x["size"]) == (r["rule"], r["dtype"], r["size"]))
         assert r["median_ns_per_elem"] * r["ratio_vs_limit"] == \
             pytest.approx(limit["median_ns_per_elem"])
-        row = next(line for line in out.splitlines() if line.startswith(
+        table = out.split(f"### {r['dtype']}, 1 thread", 1)[1].split("###", 1)[0]
+        row = next(line for line in table.splitlines() if line.startswith(
             f"| {bench.TITLE[r['rule']]} ") and f"| {bench.fmt_size(r['size'])} " in line
             and f" {bench.fmt_num(r['median_ns_per_elem'])} |" in line)
         assert f" {bench.fmt_num(limit['median_ns_per_elem'])} |" in row, row
