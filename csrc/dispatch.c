@@ -51,8 +51,32 @@ static const prm_kernel_table *const tables[PRM_NTARGETS] = {
 #endif
 };
 
-/* ---- detection (once, at import; "thereafter immutable") --------------------- */
-static int detected = 0;
+/* ---- atomics: one int, loaded with acquire, stored with release ----------------- */
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+typedef volatile long prm_atomic_int;
+static int atomic_load(prm_atomic_int *p) { return (int)_InterlockedOr(p, 0); }
+static void atomic_store(prm_atomic_int *p, int v) { _InterlockedExchange(p, v); }
+static int atomic_cas(prm_atomic_int *p, int expect, int v)
+{
+    return _InterlockedCompareExchange(p, v, expect) == expect;
+}
+#else
+typedef int prm_atomic_int;
+static int atomic_load(prm_atomic_int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static void atomic_store(prm_atomic_int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static int atomic_cas(prm_atomic_int *p, int expect, int v)
+{
+    return __atomic_compare_exchange_n(p, &expect, v, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+#endif
+
+/* ---- detection (once; immutable thereafter) --------------------------------------
+ * The first caller (module import, in practice) detects; on free-threaded CPython
+ * several threads may arrive at once, so the state goes 0 (not started) -> 1 (one
+ * thread detecting) -> 2 (done, published with release); the others wait for 2.
+ * Detection takes microseconds and never calls back into Python. */
+static prm_atomic_int detect_state = 0;
 static int supported[PRM_NTARGETS];
 static const char *note = "";
 
@@ -84,9 +108,8 @@ static uint64_t xgetbv0(void)
 }
 #endif
 
-static void detect(void)
+static void detect_now(void)
 {
-    if (detected) return;
     supported[PRM_TARGET_BASELINE] = 1;
 #ifdef PRM_X86
     uint32_t r[4];
@@ -120,23 +143,27 @@ static void detect(void)
         tables[PRM_TARGET_AVX512] != NULL && has_avx2 && f && dq && bw && vl && os_zmm;
 #endif
 #endif
-    detected = 1;
+}
+
+static void detect(void)
+{
+    if (atomic_load(&detect_state) == 2) return;
+    if (atomic_cas(&detect_state, 0, 1)) {
+        detect_now();
+        atomic_store(&detect_state, 2);
+        return;
+    }
+    while (atomic_load(&detect_state) != 2) {
+    }
 }
 
 /* The target in use: set at import to the best target, changed by prm_set_target()
  * (set_simd), which another Python thread may call while updates run.  It is one
  * atomic int, and a call loads it once (prm_run hands that table to its workers), so
  * a switch is a clean change from one whole table to another, never a torn read. */
-#if defined(_MSC_VER) && !defined(__clang__)
-#include <intrin.h>
-static volatile long current_target = PRM_TARGET_BASELINE;
-static int target_load(void) { return (int)_InterlockedOr(&current_target, 0); }
-static void target_store(int t) { _InterlockedExchange(&current_target, t); }
-#else
-static int current_target = PRM_TARGET_BASELINE;
-static int target_load(void) { return __atomic_load_n(&current_target, __ATOMIC_ACQUIRE); }
-static void target_store(int t) { __atomic_store_n(&current_target, t, __ATOMIC_RELEASE); }
-#endif
+static prm_atomic_int current_target = PRM_TARGET_BASELINE;
+static int target_load(void) { return atomic_load(&current_target); }
+static void target_store(int t) { atomic_store(&current_target, t); }
 
 int prm_target_compiled(int target)
 {

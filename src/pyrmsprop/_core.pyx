@@ -780,8 +780,8 @@ def set_simd(name):
     baseline there is NEON).  Every target gives bit-identical results; this
     exists to test and benchmark them.  A name this build lacks (a target of
     another architecture included) or this CPU does not support raises
-    ``ValueError``.  Not thread-safe: do not call it while updates run in other
-    threads.
+    ``ValueError``.  Safe from any thread: an update already running finishes on
+    the target it started with, and later calls use the new one.
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
