@@ -12,18 +12,10 @@
 # pip's cache: $PYRMSPROP_CI_CACHE/pip (default /var/cache/pyrmsprop-ci/pip).
 # Time, measured from a fresh clone on the 2-vCPU AMD EPYC (Zen 3) machine: see the
 # budget in .ci/run (about 1.5x the cold time, pip's cache empty).
-set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cache=${PYRMSPROP_CI_CACHE:-/var/cache/pyrmsprop-ci}
-export PIP_CACHE_DIR="$cache/pip" PIP_DISABLE_PIP_VERSION_CHECK=1
-mkdir -p "$PIP_CACHE_DIR"
-unset PYRMSPROP_SIMD PYRMSPROP_NUM_THREADS PYTHONPATH
+. "$(dirname "$0")/_common.sh"
 
 if [ "$#" -gt 0 ]; then want=("$@"); else want=(3.10 3.12 3.13); fi
-work=$(mktemp -d "${TMPDIR:-/tmp}/pyrmsprop-pythons.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-mkdir "$work/src"
-git -C "$root" archive HEAD | tar -x -C "$work/src"
+export_head pythons
 
 summary=()
 failed=0
@@ -37,8 +29,8 @@ for v in "${want[@]}"; do
         start=$SECONDS
         venv="$work/venv-$version"
         "$py" -m venv "$venv"
-        "$venv/bin/python" -m pip install -q --upgrade pip 2>&1 | { grep -v "^WARNING: Location '" || true; }
-        "$venv/bin/python" -m pip install -q "$work/src[test]" 2>&1 | { grep -v "^WARNING: Location '" || true; }
+        "$venv/bin/python" -m pip install -q --upgrade pip 2>&1 | quiet
+        "$venv/bin/python" -m pip install -q "$work/src[test]" 2>&1 | quiet
         log="$work/pytest-$version.log"
         if (cd "$work/src" && "$venv/bin/python" -m pytest -q -p no:cacheprovider tests) > "$log" 2>&1; then
             verdict=ok
