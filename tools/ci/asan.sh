@@ -9,28 +9,20 @@
 #     fatal; -fno-omit-frame-pointer -g for readable stacks.
 #   * The interpreter is not instrumented, so ASan's runtime is preloaded
 #     (LD_PRELOAD=$(gcc -print-file-name=libasan.so)); leak detection is off because
-#     CPython and torch keep allocations alive until exit on purpose.
+#     CPython and torch keep allocations alive until exit on purpose.  libstdc++ is
+#     preloaded with it (see below).
 #   * The instrumented venv is cached in $PYRMSPROP_CI_CACHE/asan, keyed by a hash of
 #     csrc/, src/, setup.py and pyproject.toml (rebuilt when they change); pip's
 #     downloads in $PYRMSPROP_CI_CACHE/pip.  On failure the log is kept there.
 #
 # Time: see the budget in .ci/run (about 1.5x the cold time measured on this machine).
-set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cache=${PYRMSPROP_CI_CACHE:-/var/cache/pyrmsprop-ci}
-export PIP_CACHE_DIR="$cache/pip" PIP_DISABLE_PIP_VERSION_CHECK=1
-mkdir -p "$PIP_CACHE_DIR"
-unset PYRMSPROP_SIMD PYRMSPROP_NUM_THREADS PYTHONPATH
+. "$(dirname "$0")/_common.sh"
 
 # The instrumented venv is cached, keyed by the sources it was built from.
 key=$(git -C "$root" ls-tree -r HEAD -- csrc src setup.py pyproject.toml | sha256sum | cut -c1-16)
 venv="$cache/asan/venv-$key"
-work=$(mktemp -d "${TMPDIR:-/tmp}/pyrmsprop-asan.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-mkdir "$work/src"
-git -C "$root" archive HEAD | tar -x -C "$work/src"
+export_head asan
 
-quiet() { { grep -v "^WARNING: Location '" || true; }; }
 start=$SECONDS
 py="$venv/bin/python"
 if [ ! -x "$py" ]; then
@@ -45,8 +37,11 @@ if [ ! -x "$py" ]; then
 fi
 echo "asan.sh: instrumented build installed in $((SECONDS - start)) s"
 
+# libstdc++ is preloaded too: ASan finds the real __cxa_throw when it starts, and the
+# interpreter does not link libstdc++, so the first C++ exception (matplotlib's ft2font
+# throws one at import) would otherwise abort in ASan's interceptor.
 export LD_PRELOAD
-LD_PRELOAD=$(gcc -print-file-name=libasan.so)
+LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)"
 export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export PYRMSPROP_REQUIRE_TORCH=1
