@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Free-threaded CPython 3.14 (PEP 703, --disable-gil), built from Debian's source package
-# python3.14 and cached, then:
+# Free-threaded CPython (PEP 703, --disable-gil), built from Debian's source package
+# python3.14 (or python3.13, see below) and cached, then:
 #   1. the import check: with PYTHON_GIL unset, importing pyrmsprop must leave the GIL
 #      off (the extension declares Py_MOD_GIL_NOT_USED; a module that did not would turn
 #      the GIL back on with a RuntimeWarning, and the check fails on that warning too);
@@ -8,47 +8,55 @@
 #      (many threads updating at once while others change the thread settings and the
 #      SIMD target; results bit-identical to serial runs).
 #
-# The interpreter: the newest python3.14 orig tarball that Debian's forky or sid source
-# index lists (deb.debian.org, the machine's apt mirror), checked against the index's
-# SHA-256, configured with --disable-gil and built with make -j$(nproc).  It is cached in
-# $PYRMSPROP_CI_CACHE/py314t (built in a temporary directory, renamed when complete);
-# a cached interpreter is used without looking at the index again.  numpy, pytest and
-# hypothesis come from PyPI as cp314t wheels (--only-binary: no source builds); the
-# test extra's scikit-learn/matplotlib/mypy are left out (their tests skip, saying so).
+# The interpreter: the newest python3.14 orig tarball that Debian's sid, forky or trixie
+# source index lists and deb.debian.org serves, else the newest python3.13 one (this
+# machine's mirror lists python3.14 3.14.8-3.14.10 but answers 404 for their tarballs,
+# while it serves python3.13 3.13.15), checked against the index's SHA-256, configured
+# with --disable-gil and built with make -j$(nproc).  Cached in
+# $PYRMSPROP_CI_CACHE/freethreaded (a .complete stamp marks a finished install; a cached
+# interpreter is used without looking at the index again).  numpy, pytest and
+# hypothesis come from PyPI as free-threaded wheels (--only-binary numpy: no source
+# build); the test extra's scikit-learn/matplotlib/mypy and torch are left out (their
+# tests skip, saying so).
 #
 # Time: see the budget in .ci/run (about 1.5x the cold time measured on this machine).
 . "$(dirname "$0")/_common.sh"
 export_head freethreaded
 start=$SECONDS
 
-ft="$cache/py314t"
-py=$(ls -d "$ft"/cpython-*/bin/python3.14t 2>/dev/null | sort -V | tail -n 1 || true)
+ft="$cache/freethreaded"
+py=$(ls -d "$ft"/cpython-*/.complete 2>/dev/null | sort -V | tail -n 1 || true)
+[ -z "$py" ] || py=$(ls -d "${py%/.complete}"/bin/python3.1?t | head -n 1)
 if [ -z "$py" ]; then
     mirror=http://deb.debian.org/debian
-    tarball="" sha=""
-    for suite in forky sid; do
-        entry=$(curl -fsSL "$mirror/dists/$suite/main/source/Sources.xz" | xz -d |
-            awk '/^Package: /{p = ($2 == "python3.14")} p' ) || continue
-        # the Checksums-Sha256 lines of every python3.14 entry: " <sha> <size> <file>"
-        line=$(printf '%s\n' "$entry" | grep -E '^ [0-9a-f]{64} [0-9]+ python3\.14_[0-9.]+\.orig\.tar\.xz$' |
-            sort -k3,3V | tail -n 1) || continue
-        sha=$(echo "$line" | awk '{print $1}')
-        tarball=$(echo "$line" | awk '{print $3}')
-        dl="$work/$tarball"
-        if curl -fsSL -o "$dl" "$mirror/pool/main/p/python3.14/$tarball"; then break; fi
-        tarball=""
+    tarball="" sha="" dl=""
+    # The newest orig tarball the mirror serves: python3.14 first, then python3.13 (the
+    # mirror here lists python3.14's source but serves 404 for it; see the README).
+    for pkg in python3.14 python3.13; do
+        for suite in sid forky trixie; do
+            curl -fsSL "$mirror/dists/$suite/main/source/Sources.xz" | xz -d |
+                awk -v pkg="$pkg" '/^Package: /{p = ($2 == pkg)} p' |
+                grep -E "^ [0-9a-f]{64} [0-9]+ ${pkg}_[0-9.]+\.orig\.tar\.xz\$" || true
+        done | sort -u -k3,3V -r > "$work/candidates"
+        while read -r sum _ file; do
+            if curl -fsSL -o "$work/$file" "$mirror/pool/main/p/$pkg/$file" 2>/dev/null; then
+                tarball=$file sha=$sum dl="$work/$file"
+                break
+            fi
+            echo "freethreaded.sh: $file is listed but not served by $mirror"
+        done < "$work/candidates"
+        [ -z "$tarball" ] || break
     done
     if [ -z "$tarball" ]; then
-        echo "freethreaded.sh: no python3.14 orig tarball found in Debian's forky/sid source index" >&2
+        echo "freethreaded.sh: no python3.14/python3.13 orig tarball served by $mirror" >&2
         exit 1
     fi
     echo "$sha  $dl" | sha256sum -c --quiet
-    version=${tarball#python3.14_}; version=${version%.orig.tar.xz}
+    version=${tarball#*_}; version=${version%.orig.tar.xz}
     echo "freethreaded.sh: building CPython $version with --disable-gil (from $tarball)"
-    mkdir -p "$ft"
-    rm -rf "$ft/cpython-$version.tmp"
+    rm -rf "$ft" && mkdir -p "$ft"
     tar -xJf "$dl" -C "$work"
-    srcdir=$(ls -d "$work"/Python-3.14* "$work"/python3.14-* 2>/dev/null | head -n 1)
+    srcdir=$(ls -d "$work"/Python-3.1* "$work"/python3.1?-* 2>/dev/null | head -n 1)
     (cd "$srcdir" &&
         ./configure -q --disable-gil --with-ensurepip=install --disable-test-modules \
             --prefix="$ft/cpython-$version" > "$work/configure.log" 2>&1 &&
@@ -58,7 +66,8 @@ if [ -z "$py" ]; then
         echo "freethreaded.sh: the build failed" >&2
         exit 1
     }
-    py="$ft/cpython-$version/bin/python3.14t"
+    touch "$ft/cpython-$version/.complete"    # an interrupted build is never reused
+    py=$(ls -d "$ft/cpython-$version"/bin/python3.1?t | head -n 1)
     echo "freethreaded.sh: built in $((SECONDS - start)) s"
 fi
 "$py" -c 'import sys, sysconfig; assert sysconfig.get_config_var("Py_GIL_DISABLED") == 1; print("freethreaded.sh:", sys.version)'
