@@ -2,8 +2,9 @@
 
 Each example draws a rule, the single or the list (``*_multi``) form, shapes (0-d and
 empty included), the array arguments and the hyperparameters.  Each array is either
-a good one (C-contiguous float32/float64, possibly a view at an unaligned offset into
-a larger buffer) or a bad one: another dtype (bool, ints, float16, complex, object,
+a good one (C-contiguous float32/float64, possibly a view at an offset into a larger
+buffer) or a bad one: a view at an offset that is not a multiple of the item size
+(found by UBSan: a misaligned load), another dtype (bool, ints, float16, complex, object,
 structured, big-endian), another shape, non-contiguous (slices, negative and zero
 strides through ``as_strided``), read-only, the same array as another argument, a
 view overlapping another argument, or not an array at all.  Hyperparameters are
@@ -230,6 +231,8 @@ def _bad(obj, shape, dtype, written):
         return "shape"
     if not obj.flags.c_contiguous:
         return "not contiguous"
+    if obj.size and obj.__array_interface__["data"][0] % obj.itemsize:
+        return "unaligned"
     if written and not obj.flags.writeable:
         return "read-only"
     return ""

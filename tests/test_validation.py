@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import pyrmsprop
+from pyrmsprop import functional as F
 
 SHAPE = (6, 8)
 SIZE = math.prod(SHAPE)
@@ -223,6 +224,50 @@ def test_not_c_contiguous(fn, dtype):
         for what, bad in views.items():
             assert bad.shape == SHAPE and not bad.flags.c_contiguous
             rejects(spec, replaced(arrays, name, bad), ValueError, [name], f"{name}: {what}")
+
+
+def _misaligned(values, offset):
+    """``values`` copied into a view that starts ``offset`` bytes into a buffer (numpy's
+    flags.aligned is False when ``offset`` is not a multiple of the item size)."""
+    raw = np.zeros(values.nbytes + values.itemsize, np.uint8)
+    out = raw[offset:offset + values.nbytes].view(values.dtype).reshape(values.shape)
+    out[...] = values
+    return out
+
+
+@pytest.mark.parametrize("fn", SPEC_NAMES)
+def test_misaligned_array(fn, dtype):
+    # Found by the fuzz harness under UBSan: a view at an odd byte offset was accepted,
+    # and the kernels then loaded doubles from misaligned addresses.
+    spec = SPECS[fn]
+    arrays = make_arrays(spec, dtype)
+    isz = np.dtype(dtype).itemsize
+    for name in spec.arrays:
+        for offset in range(1, isz):
+            bad = _misaligned(arrays[name], offset)
+            assert not bad.flags.aligned
+            rejects(spec, replaced(arrays, name, bad), ValueError, [name],
+                    f"{name} {offset} bytes off")
+    # a view offset by whole items is aligned, and works
+    good = {name: _misaligned(a, isz) for name, a in arrays.items()}
+    want = {name: a.copy() for name, a in arrays.items()}
+    call(spec, good)
+    call(spec, want)
+    for name in spec.arrays:
+        np.testing.assert_array_equal(good[name], want[name])
+
+
+def test_misaligned_in_lists_and_all_finite():
+    x = np.ones(5)
+    bad = _misaligned(x, 4)
+    with pytest.raises(ValueError, match=r"grads\[1\] is not aligned"):
+        F.sgd_update_multi([x.copy(), x.copy()], [x.copy(), bad], lr=0.1)
+    with pytest.raises(ValueError, match=r"arrays\[0\] is not aligned"):
+        F.all_finite([bad])
+    with pytest.raises(ValueError, match=r"params\[0\] is not aligned"):
+        pyrmsprop.Adam([bad])
+    empty = np.zeros(9, np.uint8)[1:1].view(np.float64)      # nothing to load: accepted
+    assert F.all_finite([empty])
 
 
 @pytest.mark.parametrize("fn", SPEC_NAMES)

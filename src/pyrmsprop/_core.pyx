@@ -183,6 +183,15 @@ cdef int _take(Bufs *b, Py_ssize_t t, int k, object obj, tuple names, bint writt
             f"{_argname(names, k, t, multi)} is not C-contiguous; pyrmsprop updates arrays in "
             f"place and never copies them (an update applied to a copy would be lost): make "
             f"it contiguous once, e.g. np.ascontiguousarray, and keep using that array")
+    if v.len > 0 and <size_t>v.buf % <size_t>v.itemsize != 0:
+        # a view at an odd byte offset (numpy's flags.aligned is False): loading a
+        # double from it is undefined behaviour in C (UBSan), and a vector loop that
+        # peels to an aligned address would never reach one
+        raise ValueError(
+            f"{_argname(names, k, t, multi)} is not aligned: its data starts "
+            f"{<size_t>v.buf % <size_t>v.itemsize} bytes past a multiple of its "
+            f"{v.itemsize}-byte items (numpy's flags.aligned is False); pyrmsprop never "
+            f"copies the arrays it updates: copy it once (np.array(x)) and keep using that")
     if written and v.readonly:
         raise ValueError(
             f"{_argname(names, k, t, multi)} is read-only, but this update writes to it")
@@ -465,7 +474,7 @@ def ema_update(avg, x, *, beta):
 
     Parameters
     ----------
-    avg : ndarray of float32 or float64, C-contiguous, writable
+    avg : ndarray of float32 or float64, C-contiguous, aligned, writable
         The average, updated in place.
     x : ndarray, same shape and dtype as ``avg``
         The new value.
@@ -526,7 +535,7 @@ def rmsprop_update(param, grad, square_avg, *, lr=1e-2, alpha=0.99, eps=1e-8,
     when ``momentum > 0``; otherwise they are ignored.
 
     All arrays share one shape and dtype (float32 or float64) and are
-    C-contiguous; every argument is checked before anything is written.
+    C-contiguous and aligned; every argument is checked before anything is written.
     """
     cdef prm_rmsprop_params hp
     _rmsprop_params(&hp, lr, alpha, eps, weight_decay, momentum, centered, eps_in_sqrt,
@@ -595,7 +604,7 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9,
 
     ``decoupled_weight_decay=True`` gives AdamW (whose usual weight_decay is
     1e-2).  ``max_exp_avg_sq`` is required when ``amsgrad``.  All arrays share
-    one shape and dtype (float32 or float64) and are C-contiguous; every
+    one shape and dtype (float32 or float64) and are C-contiguous and aligned; every
     argument is checked before anything is written.
     """
     cdef prm_adam_params hp

@@ -32,7 +32,7 @@ _CALLABLE_LR = "<callable>"
 
 
 def _check_params(params: list, where: str, written: bool = True) -> None:
-    """Every parameter a C-contiguous float32/float64 ndarray; if ``written``, also
+    """Every parameter a C-contiguous, aligned float32/float64 ndarray; if ``written``, also
     writable and no two sharing memory (arrays only read may be read-only views)."""
     spans = []
     for i, p in enumerate(params):
@@ -43,6 +43,9 @@ def _check_params(params: list, where: str, written: bool = True) -> None:
             raise TypeError(f"{name} must have dtype float32 or float64, got {p.dtype}")
         if not p.flags.c_contiguous:
             raise ValueError(f"{name} is not C-contiguous; parameters are updated in place")
+        if p.size and not p.flags.aligned:
+            raise ValueError(f"{name} is not aligned (a view at an odd byte offset); parameters "
+                             f"are updated in place: copy it once (np.array(x)) and keep that")
         if not written:
             continue
         if not p.flags.writeable:
