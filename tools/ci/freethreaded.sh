@@ -37,7 +37,7 @@ if [ -z "$py" ]; then
             curl -fsSL "$mirror/dists/$suite/main/source/Sources.xz" | xz -d |
                 awk -v pkg="$pkg" '/^Package: /{p = ($2 == pkg)} p' |
                 grep -E "^ [0-9a-f]{64} [0-9]+ ${pkg}_[0-9.]+\.orig\.tar\.xz\$" || true
-        done | sort -u -k3,3V -r > "$work/candidates"
+        done | sort -u -k3,3Vr > "$work/candidates"
         while read -r sum _ file; do
             if curl -fsSL -o "$work/$file" "$mirror/pool/main/p/$pkg/$file" 2>/dev/null; then
                 tarball=$file sha=$sum dl="$work/$file"
@@ -56,7 +56,7 @@ if [ -z "$py" ]; then
     echo "freethreaded.sh: building CPython $version with --disable-gil (from $tarball)"
     rm -rf "$ft" && mkdir -p "$ft"
     tar -xJf "$dl" -C "$work"
-    srcdir=$(ls -d "$work"/Python-3.1* "$work"/python3.1?-* 2>/dev/null | head -n 1)
+    srcdir=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name "Python-3.1*" | head -n 1)
     (cd "$srcdir" &&
         ./configure -q --disable-gil --with-ensurepip=install --disable-test-modules \
             --prefix="$ft/cpython-$version" > "$work/configure.log" 2>&1 &&
