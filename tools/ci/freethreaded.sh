@@ -15,7 +15,7 @@
 # with --disable-gil and built with make -j$(nproc).  Cached in
 # $PYRMSPROP_CI_CACHE/freethreaded (a .complete stamp marks a finished install; a cached
 # interpreter is used without looking at the index again).  numpy, pytest and
-# hypothesis come from PyPI as free-threaded wheels (--only-binary numpy: no source
+# hypothesis come from PyPI as free-threaded wheels (--only-binary :all:, no source
 # build); the test extra's scikit-learn/matplotlib/mypy and torch are left out (their
 # tests skip, saying so).
 #
@@ -76,7 +76,7 @@ venv="$work/venv"
 "$py" -m venv "$venv"
 vpy="$venv/bin/python"
 "$vpy" -m pip install -q --upgrade pip 2>&1 | quiet
-"$vpy" -m pip install -q --only-binary numpy "numpy>=2.3" "pytest>=8" "hypothesis>=6" 2>&1 | quiet
+"$vpy" -m pip install -q --only-binary :all: "numpy>=2.3" "pytest>=8" "hypothesis>=6" 2>&1 | quiet
 "$vpy" -m pip install -q "$work/src" 2>&1 | quiet
 echo "freethreaded.sh: interpreter and venv ready in $((SECONDS - start)) s"
 
