@@ -361,16 +361,19 @@ static void set_ranges(const prm_job *job, const ptrdiff_t *cstart, ptrdiff_t to
     for (int r = 0; r < nranges; r++) {
         int64_t end = nchunks;
         if (r + 1 < nranges) {
-            /* the chunk holding element total * (r + 1) / nranges of the job */
+            /* the chunk boundary nearest element total * (r + 1) / nranges of the
+               job (not the start of the chunk holding it: a job of two chunks would
+               then leave the caller's range empty, and which core ran which half
+               would change from call to call, its data moving between their caches) */
             const ptrdiff_t target = (ptrdiff_t)((double)total * (r + 1) / nranges);
             while (t + 1 < job->ntensors && before + job->lens[t] <= target) {
                 before += job->lens[t];
                 t++;
             }
             const ptrdiff_t head = align_head(job, t), at = target - before;
-            ptrdiff_t j = at <= head ? 0 : (at - head) / PRM_CHUNK;
+            ptrdiff_t j = at <= head ? 0 : (at - head + PRM_CHUNK / 2) / PRM_CHUNK;
             const ptrdiff_t nch = cstart[t + 1] - cstart[t];
-            if (j >= nch) j = nch > 0 ? nch - 1 : 0;
+            if (j > nch) j = nch;
             end = cstart[t] + j;
             if (end < begin) end = begin;
             if (end > nchunks) end = nchunks;
