@@ -321,6 +321,26 @@ def test_bad_hyperparameter(fn, kw, dtype):
         rejects(spec, arrays, exc, [kw], f"{kw}={value!r}", **{kw: value})
 
 
+FLAGS = {"rmsprop": ("centered", "eps_in_sqrt", "maximize"),
+         "adam": ("decoupled_weight_decay", "amsgrad", "maximize"),
+         "sgd": ("nesterov", "maximize")}
+
+
+@pytest.mark.parametrize(("fn", "flag"), [(s, f) for s in FLAGS for f in FLAGS[s]])
+def test_flags_take_bools_only(fn, flag, dtype):
+    # a switch given "no", 0/1, None or an array is a TypeError naming it (by
+    # truthiness, "no" used to switch it on)
+    spec = SPECS[fn]
+    arrays = make_arrays(spec, dtype)
+    for bad in ["no", "", 1, 0, 1.0, None, np.array(True), [True]]:
+        rejects(spec, arrays, TypeError, [flag], f"{flag}={bad!r}", **{flag: bad})
+    for good in (True, False, np.bool_(True), np.bool_(False)):
+        kwargs = {flag: good}
+        if flag == "nesterov" and bool(good):
+            kwargs["dampening"] = 0.0
+        call(spec, make_arrays(spec, dtype), **kwargs)
+
+
 @pytest.mark.parametrize("value", [10**400, -(10**400)], ids=["1e400", "-1e400"])
 def test_huge_int_hyperparameter(value):
     spec = SPECS["sgd"]

@@ -314,6 +314,13 @@ cdef bint _is_bool(object x):
                                    and type(x).__module__ == "numpy")
 
 
+cdef bint _flag(object x, str name) except -1:
+    # a switch: Python's or numpy's bool only (truthiness would take "no" as True)
+    if _is_bool(x):
+        return bool(x)
+    raise TypeError(f"{name} must be a bool, got {type(x).__name__}")
+
+
 cdef long long _step(object x) except -1:
     if _is_bool(x) or isinstance(x, float):
         raise TypeError(f"step must be an integer >= 1, got {x!r}")
@@ -339,7 +346,10 @@ cdef int _ema_params(prm_ema_params *hp, beta) except -1:
 
 
 cdef int _rmsprop_params(prm_rmsprop_params *hp, lr, alpha, eps, weight_decay, momentum,
-                         bint centered, bint eps_in_sqrt, bint maximize) except -1:
+                         centered_, eps_in_sqrt_, maximize_) except -1:
+    cdef bint centered = _flag(centered_, "centered")
+    cdef bint eps_in_sqrt = _flag(eps_in_sqrt_, "eps_in_sqrt")
+    cdef bint maximize = _flag(maximize_, "maximize")
     hp.lr = _nonneg(lr, "lr")
     hp.alpha = _unit(alpha, "alpha")
     hp.one_minus_alpha = 1.0 - hp.alpha
@@ -355,7 +365,10 @@ cdef int _rmsprop_params(prm_rmsprop_params *hp, lr, alpha, eps, weight_decay, m
 
 
 cdef int _adam_params(prm_adam_params *hp, step, lr, beta1, beta2, eps, weight_decay,
-                      bint decoupled, bint amsgrad, bint maximize) except -1:
+                      decoupled_, amsgrad_, maximize_) except -1:
+    cdef bint decoupled = _flag(decoupled_, "decoupled_weight_decay")
+    cdef bint amsgrad = _flag(amsgrad_, "amsgrad")
+    cdef bint maximize = _flag(maximize_, "maximize")
     cdef long long t = _step(step)
     cdef double lr_ = _nonneg(lr, "lr")
     hp.beta1 = _unit(beta1, "beta1")
@@ -377,8 +390,11 @@ cdef int _adam_params(prm_adam_params *hp, step, lr, beta1, beta2, eps, weight_d
     return 0
 
 
-cdef int _sgd_params(prm_sgd_params *hp, lr, momentum, dampening, bint nesterov,
-                     weight_decay, bint maximize, bint first_step) except -1:
+cdef int _sgd_params(prm_sgd_params *hp, lr, momentum, dampening, nesterov_,
+                     weight_decay, maximize_, first_step_) except -1:
+    cdef bint nesterov = _flag(nesterov_, "nesterov")
+    cdef bint maximize = _flag(maximize_, "maximize")
+    cdef bint first_step = _flag(first_step_, "first_step")
     hp.lr = _nonneg(lr, "lr")
     hp.momentum = _nonneg(momentum, "momentum")
     cdef double damp = _real(dampening, "dampening")
@@ -514,8 +530,8 @@ def ema_update_multi(avgs, xs, *, beta, bint _validate_only=False):
 
 def rmsprop_update(param, grad, square_avg, *, lr=1e-2, alpha=0.99, eps=1e-8,
                    weight_decay=0.0, momentum=0.0, momentum_buffer=None,
-                   bint centered=False, grad_avg=None, bint eps_in_sqrt=False,
-                   bint maximize=False):
+                   centered=False, grad_avg=None, eps_in_sqrt=False,
+                   maximize=False):
     """One RMSprop step, in place, with ``torch.optim.RMSprop``'s rule and defaults::
 
         g <- -g                                  if maximize
@@ -562,8 +578,8 @@ def rmsprop_update(param, grad, square_avg, *, lr=1e-2, alpha=0.99, eps=1e-8,
 
 def rmsprop_update_multi(params, grads, square_avgs, *, lr=1e-2, alpha=0.99, eps=1e-8,
                          weight_decay=0.0, momentum=0.0, momentum_buffers=None,
-                         bint centered=False, grad_avgs=None, bint eps_in_sqrt=False,
-                         bint maximize=False, bint _validate_only=False):
+                         centered=False, grad_avgs=None, eps_in_sqrt=False,
+                         maximize=False, bint _validate_only=False):
     """:func:`rmsprop_update` over lists of arrays (one dtype; each tensor's
     arrays share its shape), in one compiled call split across threads by
     total size.  Everything is checked before anything is written.
@@ -587,8 +603,8 @@ def rmsprop_update_multi(params, grads, square_avgs, *, lr=1e-2, alpha=0.99, eps
 
 
 def adam_update(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9,
-                beta2=0.999, eps=1e-8, weight_decay=0.0, bint decoupled_weight_decay=False,
-                bint amsgrad=False, max_exp_avg_sq=None, bint maximize=False):
+                beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False,
+                amsgrad=False, max_exp_avg_sq=None, maximize=False):
     """One Adam (or AdamW) step, in place, with ``torch.optim.Adam``'s rule and
     defaults.  ``step`` is the 1-based number of this update::
 
@@ -629,8 +645,8 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9,
 
 def adam_update_multi(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, beta1=0.9,
                       beta2=0.999, eps=1e-8, weight_decay=0.0,
-                      bint decoupled_weight_decay=False, bint amsgrad=False,
-                      max_exp_avg_sqs=None, bint maximize=False, bint _validate_only=False):
+                      decoupled_weight_decay=False, amsgrad=False,
+                      max_exp_avg_sqs=None, maximize=False, bint _validate_only=False):
     """:func:`adam_update` over lists of arrays (one dtype; each tensor's arrays
     share its shape), in one compiled call split across threads by total size.
     Everything is checked before anything is written.
@@ -651,7 +667,7 @@ def adam_update_multi(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, be
 
 
 def sgd_update(param, grad, *, lr, momentum=0.0, momentum_buffer=None, dampening=0.0,
-               bint nesterov=False, weight_decay=0.0, bint maximize=False):
+               nesterov=False, weight_decay=0.0, maximize=False):
     """One SGD step, in place, with ``torch.optim.SGD``'s rule::
 
         g <- -g                                       if maximize
@@ -686,8 +702,8 @@ def sgd_update(param, grad, *, lr, momentum=0.0, momentum_buffer=None, dampening
 
 
 def sgd_update_multi(params, grads, *, lr, momentum=0.0, momentum_buffers=None,
-                     dampening=0.0, bint nesterov=False, weight_decay=0.0,
-                     bint maximize=False, bint first_step=False, bint _validate_only=False):
+                     dampening=0.0, nesterov=False, weight_decay=0.0,
+                     maximize=False, first_step=False, bint _validate_only=False):
     """:func:`sgd_update` over lists of arrays, in one compiled call split across
     threads by total size.  ``first_step=True`` is torch's first momentum step:
     ``momentum_buffer <- g`` (whatever the buffers held) instead of the
