@@ -96,6 +96,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -204,6 +205,48 @@ def _clock(fn: Callable[[], object], number: int) -> float:
     return (time.perf_counter() - t0) / number
 
 
+SETTLE_MAX = 0.05   # seconds: the longest wait for the process's other threads to sleep
+
+
+def _other_threads_running() -> bool | None:
+    """Whether a thread of this process other than the caller is running (Linux:
+    state R in /proc/self/task/*/stat); None where that cannot be read."""
+    me = str(threading.get_native_id())
+    try:
+        tids = os.listdir("/proc/self/task")
+        for tid in tids:
+            if tid == me:
+                continue
+            try:
+                with open(f"/proc/self/task/{tid}/stat", "rb") as fh:
+                    stat = fh.read()
+            except FileNotFoundError:          # the thread ended meanwhile
+                continue
+            if stat[stat.rindex(b")") + 2:][:1] == b"R":
+                return True
+    except OSError:
+        return None
+    return False
+
+
+def _settle() -> None:
+    """Wait until every other thread of the process sleeps (at most SETTLE_MAX s).
+
+    After its parallel region torch's OpenMP worker spins on the other core for a
+    while (about 1.5 ms here), and so does pyrmsprop's pool worker after a job:
+    a sample that starts then shares a core with the previous implementation's
+    spinner.  Where /proc cannot tell, a fixed 5 ms sleep."""
+    deadline = time.perf_counter() + SETTLE_MAX
+    while True:
+        running = _other_threads_running()
+        if running is None:
+            time.sleep(0.005)
+            return
+        if not running or time.perf_counter() > deadline:
+            return
+        time.sleep(0.0002)
+
+
 def measure(impls: list[Impl], budget: Budget) -> int:
     """Warm up and calibrate each implementation, then time them interleaved (a
     new random order in each repetition); returns the repetitions run."""
@@ -221,16 +264,21 @@ def measure(impls: list[Impl], budget: Budget) -> int:
                                 max(budget.min_repeat, int(budget.group / sum(estimate))))
     enabled = gc.isenabled()
     gc.disable()
-    # A new random order every repetition: what runs just before a sample matters
-    # (torch's OpenMP threads spin on the other core for a while after each of its
-    # parallel regions, slowing whatever comes next), so no implementation may
-    # always follow the same one.
+    # A new random order every repetition, so drift hits all alike.  What ran just
+    # before a sample must not matter: with more than one thread, each sample
+    # waits until the previous implementation's threads sleep (_settle), then
+    # makes one untimed call (which wakes its own threads) before the timed ones,
+    # so every implementation is timed back to back with itself.
     order = np.random.default_rng(len(impls))
+    threaded = pyrmsprop.get_num_threads() > 1 or any((im.threads or 1) > 1 for im in impls)
     try:
         for _ in range(reps):
             for k in order.permutation(len(impls)):
                 im = impls[k]
                 _activate(im)
+                if threaded:
+                    _settle()
+                    im.fn()
                 im.samples.append(_clock(im.fn, im.number))
     finally:
         if enabled:
@@ -272,11 +320,14 @@ def _limit(arrays: list[np.ndarray]) -> Callable[[], None]:
     return lambda: _core.memory_only_update(*arrays)
 
 
-def _aligned_copy(a: np.ndarray) -> np.ndarray:
-    """A copy of ``a`` that starts on a 64-byte boundary."""
-    per = 64 // a.itemsize
-    buf = np.empty(a.size + per, a.dtype)
-    skip = (-buf.__array_interface__["data"][0] % 64) // a.itemsize
+def _aligned_copy(a: np.ndarray, k: int = 0) -> np.ndarray:
+    """A copy of ``a`` that starts on a 64-byte boundary, ``k`` KiB (mod 4) into a
+    4 KiB page: the arrays of a call, numbered k = 0, 1, ..., then never start at
+    the same offset in their pages (where they do, as numpy's and torch's large
+    arrays do, a load can wait on an older store to another array at the same
+    offset, which the core mistakes for the same address)."""
+    buf = np.empty(a.size + 8192 // a.itemsize, a.dtype)
+    skip = ((1024 * (k % 4) - buf.__array_interface__["data"][0]) % 4096) // a.itemsize
     out = buf[skip:skip + a.size]
     out[...] = a
     return out
@@ -573,7 +624,7 @@ def run_kernels(args, out: dict) -> None:
             _progress(f"kernels: {TITLE[rule]} {dname} {fmt_size(n)}")
             arrays = _arrays(rule, dtype, n, rng)
             impls = []
-            aligned = [_aligned_copy(a) for a in arrays]
+            aligned = [_aligned_copy(a, k) for k, a in enumerate(arrays)]
             for target in args.simd:
                 impls += [Impl("pyrmsprop", _ours(rule, arrays), simd=target),
                           Impl("limit", _limit(arrays), simd=target),
