@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #if defined(_MSC_VER)
 #define PRM_RESTRICT __restrict
@@ -25,6 +26,47 @@
 #elif defined(_MSC_VER)
 #pragma fp_contract(off)
 #endif
+
+/* ---- blocks and software prefetch -------------------------------------------------
+ * Every loop runs in blocks of PRM_PF_BLOCK bytes of its arrays, and before each
+ * block, on x86, asks for the block PRM_PF_AHEAD bytes further on in each array it
+ * streams.  Large arrays come from memory, and the hardware prefetcher alone keeps
+ * too few lines in flight for one core.  On a Sapphire Rapids-class Xeon,
+ * `python -m pyrmsprop.bench`, float32 Adam over 6.4e7 elements went from 1.01 to
+ * 0.94 ns/elem with one thread and from 0.545 to 0.513 with two, unchanged in cache
+ * (a C loop outside the package tried distances of 1-8 KiB and blocks of 256 B-4 KiB:
+ * 4 KiB ahead in 512 B blocks was best).  Prefetches never change a result.
+ * Elsewhere (ARM: not measured) a block is the whole call and PRM_PREFETCH does nothing.
+ *
+ *     PRM_BLOCKS(i0, len, n, T) {           (i0 = 0, block, 2*block, ...; len <= block)
+ *         PRM_PREFETCH(p + i0); ...
+ *         for (ptrdiff_t i = i0; i < i0 + len; i++) ...
+ *     }                                                                          */
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+#define PRM_PF_AHEAD 4096
+#define PRM_PF_BLOCK 512
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <xmmintrin.h>
+#define PRM_PREFETCH_LINE(addr) _mm_prefetch((const char *)(addr), _MM_HINT_T0)
+#else
+#define PRM_PREFETCH_LINE(addr) __builtin_prefetch((const void *)(addr), 1, 3)
+#endif
+/* The block PRM_PF_AHEAD bytes past a, line by line; integer arithmetic, since that
+ * address may lie past the array's end (a prefetch never faults). */
+#define PRM_PREFETCH(a) prm_prefetch_block((const void *)(a))
+PRM_INLINE void prm_prefetch_block(const void *a)
+{
+    const uintptr_t at = (uintptr_t)a + PRM_PF_AHEAD;
+    for (int k = 0; k < PRM_PF_BLOCK; k += 64) PRM_PREFETCH_LINE((const void *)(at + (uintptr_t)k));
+}
+#define PRM_BLOCK_ELEMS(T) ((ptrdiff_t)(PRM_PF_BLOCK / sizeof(T)))
+#else
+#define PRM_PREFETCH(a) ((void)0)
+#define PRM_BLOCK_ELEMS(T) PTRDIFF_MAX
+#endif
+#define PRM_BLOCKS(i0, len, n, T)                                                         \
+    for (ptrdiff_t i0 = 0, len = 0;                                                       \
+         (len = (n) - i0 < PRM_BLOCK_ELEMS(T) ? (n) - i0 : PRM_BLOCK_ELEMS(T)) > 0; i0 += len)
 
 #define PRM_CAT_(a, b) a##b
 #define PRM_CAT(a, b) PRM_CAT_(a, b)

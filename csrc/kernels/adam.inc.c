@@ -17,21 +17,25 @@ PRM_INLINE void PRM_LOCAL(adam_loop)(T *PRM_RESTRICT p, const T *PRM_RESTRICT g,
     const T beta2 = (T)hp->beta2, c2 = (T)hp->one_minus_beta2;
     const T eps = (T)hp->eps, wd = (T)hp->weight_decay, shrink = (T)hp->decay;
     const T step_size = (T)hp->step_size, bc2_sqrt = (T)hp->bc2_sqrt;
-    for (ptrdiff_t i = 0; i < n; i++) {
-        T gi = maximize ? -g[i] : g[i];
-        T pi = p[i];
-        if (decay && decoupled) pi = pi * shrink;
-        if (decay && !decoupled) gi = gi + wd * pi;
-        const T mi = m[i] + b1 * (gi - m[i]);
-        m[i] = mi;
-        T vi = beta2 * v[i] + c2 * gi * gi;
-        v[i] = vi;
-        if (amsgrad) {
-            vi = vmax[i] > vi ? vmax[i] : vi;
-            vmax[i] = vi;
+    PRM_BLOCKS(i0, len, n, T) {
+        PRM_PREFETCH(p + i0); PRM_PREFETCH(g + i0); PRM_PREFETCH(m + i0); PRM_PREFETCH(v + i0);
+        if (amsgrad) PRM_PREFETCH(vmax + i0);
+        for (ptrdiff_t i = i0; i < i0 + len; i++) {
+            T gi = maximize ? -g[i] : g[i];
+            T pi = p[i];
+            if (decay && decoupled) pi = pi * shrink;
+            if (decay && !decoupled) gi = gi + wd * pi;
+            const T mi = m[i] + b1 * (gi - m[i]);
+            m[i] = mi;
+            T vi = beta2 * v[i] + c2 * gi * gi;
+            v[i] = vi;
+            if (amsgrad) {
+                vi = vmax[i] > vi ? vmax[i] : vi;
+                vmax[i] = vi;
+            }
+            const T d = SQRT(vi) / bc2_sqrt + eps;
+            p[i] = pi - step_size * (mi / d);
         }
-        const T d = SQRT(vi) / bc2_sqrt + eps;
-        p[i] = pi - step_size * (mi / d);
     }
 }
 

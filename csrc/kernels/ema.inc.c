@@ -3,8 +3,11 @@ void PRM_FN(ema)(T *PRM_RESTRICT avg, const T *PRM_RESTRICT x, ptrdiff_t n,
                  const prm_ema_params *hp)
 {
     const T beta = (T)hp->beta, c = (T)hp->one_minus_beta;
-    for (ptrdiff_t i = 0; i < n; i++) {
-        avg[i] = beta * avg[i] + c * x[i];
+    PRM_BLOCKS(i0, len, n, T) {
+        PRM_PREFETCH(avg + i0); PRM_PREFETCH(x + i0);
+        for (ptrdiff_t i = i0; i < i0 + len; i++) {
+            avg[i] = beta * avg[i] + c * x[i];
+        }
     }
 }
 
@@ -15,11 +18,16 @@ PRM_INLINE void PRM_LOCAL(touch_loop)(T *PRM_RESTRICT a0, const T *PRM_RESTRICT 
                                       T *PRM_RESTRICT a2, T *PRM_RESTRICT a3, ptrdiff_t n,
                                       const int has2, const int has3)
 {
-    for (ptrdiff_t i = 0; i < n; i++) {
-        const T x = a1[i];
-        a0[i] = a0[i] + x;
-        if (has2) a2[i] = a2[i] + x;
-        if (has3) a3[i] = a3[i] + x;
+    PRM_BLOCKS(i0, len, n, T) {
+        PRM_PREFETCH(a0 + i0); PRM_PREFETCH(a1 + i0);
+        if (has2) PRM_PREFETCH(a2 + i0);
+        if (has3) PRM_PREFETCH(a3 + i0);
+        for (ptrdiff_t i = i0; i < i0 + len; i++) {
+            const T x = a1[i];
+            a0[i] = a0[i] + x;
+            if (has2) a2[i] = a2[i] + x;
+            if (has3) a3[i] = a3[i] + x;
+        }
     }
 }
 

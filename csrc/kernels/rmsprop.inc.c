@@ -16,24 +16,29 @@ PRM_INLINE void PRM_LOCAL(rmsprop_loop)(T *PRM_RESTRICT p, const T *PRM_RESTRICT
     const T alpha = (T)hp->alpha, c = (T)hp->one_minus_alpha;
     const T lr = (T)hp->lr, eps = (T)hp->eps;
     const T wd = (T)hp->weight_decay, mu = (T)hp->momentum;
-    for (ptrdiff_t i = 0; i < n; i++) {
-        T gi = maximize ? -g[i] : g[i];
-        if (decay) gi = gi + wd * p[i];
-        const T si = alpha * s[i] + c * gi * gi;
-        s[i] = si;
-        T var = si;
-        if (centered) {
-            const T mi = m[i] + c * (gi - m[i]);
-            m[i] = mi;
-            var = si - mi * mi;
-        }
-        const T d = eps_in_sqrt ? SQRT(var + eps) : SQRT(var) + eps;
-        if (momentum) {
-            const T bi = mu * buf[i] + gi / d;
-            buf[i] = bi;
-            p[i] = p[i] - lr * bi;
-        } else {
-            p[i] = p[i] - lr * (gi / d);
+    PRM_BLOCKS(i0, len, n, T) {
+        PRM_PREFETCH(p + i0); PRM_PREFETCH(g + i0); PRM_PREFETCH(s + i0);
+        if (centered) PRM_PREFETCH(m + i0);
+        if (momentum) PRM_PREFETCH(buf + i0);
+        for (ptrdiff_t i = i0; i < i0 + len; i++) {
+            T gi = maximize ? -g[i] : g[i];
+            if (decay) gi = gi + wd * p[i];
+            const T si = alpha * s[i] + c * gi * gi;
+            s[i] = si;
+            T var = si;
+            if (centered) {
+                const T mi = m[i] + c * (gi - m[i]);
+                m[i] = mi;
+                var = si - mi * mi;
+            }
+            const T d = eps_in_sqrt ? SQRT(var + eps) : SQRT(var) + eps;
+            if (momentum) {
+                const T bi = mu * buf[i] + gi / d;
+                buf[i] = bi;
+                p[i] = p[i] - lr * bi;
+            } else {
+                p[i] = p[i] - lr * (gi / d);
+            }
         }
     }
 }

@@ -12,15 +12,19 @@ PRM_INLINE void PRM_LOCAL(sgd_loop)(T *PRM_RESTRICT p, const T *PRM_RESTRICT g,
 {
     const T lr = (T)hp->lr, mu = (T)hp->momentum;
     const T c = (T)hp->one_minus_dampening, wd = (T)hp->weight_decay;
-    for (ptrdiff_t i = 0; i < n; i++) {
-        T gi = maximize ? -g[i] : g[i];
-        if (decay) gi = gi + wd * p[i];
-        if (momentum) {
-            const T bi = first ? gi : mu * buf[i] + c * gi;
-            buf[i] = bi;
-            gi = nesterov ? gi + mu * bi : bi;
+    PRM_BLOCKS(i0, len, n, T) {
+        PRM_PREFETCH(p + i0); PRM_PREFETCH(g + i0);
+        if (momentum && !first) PRM_PREFETCH(buf + i0);
+        for (ptrdiff_t i = i0; i < i0 + len; i++) {
+            T gi = maximize ? -g[i] : g[i];
+            if (decay) gi = gi + wd * p[i];
+            if (momentum) {
+                const T bi = first ? gi : mu * buf[i] + c * gi;
+                buf[i] = bi;
+                gi = nesterov ? gi + mu * bi : bi;
+            }
+            p[i] = p[i] - lr * gi;
         }
-        p[i] = p[i] - lr * gi;
     }
 }
 
