@@ -268,3 +268,32 @@ def test_noise_is_measured_and_marked(capsys):
     bench._noise_note([clean, noisy_anchor | {"noisy": True}, over])
     out = capsys.readouterr().out
     assert "1 of 3 timings" in out and "! = faster than the memory-only loop" in out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/task")
+def test_settle_waits_for_a_spinning_thread_and_not_for_a_sleeping_one():
+    import threading
+    import time
+
+    stop = threading.Event()
+    sleeper = threading.Thread(target=stop.wait)
+    sleeper.start()
+    try:
+        assert bench._other_threads_running() is False   # sleeping in a futex: state S
+    finally:
+        stop.set()
+        sleeper.join()
+    # pyrmsprop's pool worker spins for a while after a job before it sleeps
+    old = pyrmsprop.get_num_threads()
+    pyrmsprop.set_num_threads(2)
+    try:
+        n = 1 << 22
+        arrays = [np.ones(n, np.float32) for _ in range(4)]
+        pyrmsprop.adam_update(*arrays, step=1)
+        t0 = time.perf_counter()
+        bench._settle()
+        waited = time.perf_counter() - t0
+        assert waited < bench.SETTLE_MAX + 0.05
+        assert bench._other_threads_running() is False
+    finally:
+        pyrmsprop.set_num_threads(old)

@@ -11,9 +11,10 @@ kernels
 
     ``limit``          ``pyrmsprop._core.memory_only_update`` over as many arrays
                        (2, 3, 3, 4): the same loads and stores with one add per
-                       store, through the kernels' thread layout and cache-line
-                       peeling; the faster of a run on the same arrays and one on
-                       64-byte-aligned copies; "% of limit" = limit time /
+                       store, through the kernels' thread layout, cache-line
+                       peeling, blocks and prefetches; the faster of a run on the
+                       same arrays and one on 64-byte-aligned copies that start
+                       1 KiB apart in their 4 KiB pages; "% of limit" = limit time /
                        pyrmsprop time (above 100% would mean the limit is wrong:
                        marked "!")
     ``numpy``          the update written by hand with numpy ufuncs (``out=`` into
@@ -48,7 +49,11 @@ Every section runs for each thread count (``--threads``, default ``1,N``, N
 all threads; torch gets the same count) and the kernels section for each SIMD
 target (``--simd``).  Implementations are interleaved in a new random order in every
 repetition, so drift on a noisy machine hits all alike, and the median is
-reported.  Two experiments replace the sections:
+reported.  With more than one thread, each sample waits until the other threads
+of the process sleep (torch's OpenMP worker spins for a while after every parallel
+region, and pyrmsprop's pool worker after every job, on the core the next sample
+needs) and makes one untimed call: every implementation is timed back to back
+with itself.  Two experiments replace the sections:
 
 ``--busy``       1 vs N threads with and without a busy-loop process pinned to
                  another core (a 2-thread call must not cost more than 1.2x the
@@ -679,9 +684,12 @@ def run_kernels(args, out: dict) -> None:
           "\nGB/s counts the bytes the update must move (read + written), for every column."
           "\nlimit = the faster of two runs of pyrmsprop._core.memory_only_update, the "
           "same loads and stores\nwith one add per store, through the kernels' own thread "
-          "layout and cache-line peeling: on\nthe same arrays, and on 64-byte-aligned "
-          "copies. pyrmsprop's arrays are numpy's (np.random,\nnp.zeros: 16 bytes past a "
-          "cache line when large); torch's and DeepSpeed's are torch's (aligned).")
+          "layout, cache-line peeling,\nblocks and prefetches: on the same arrays, and on "
+          "64-byte-aligned copies 1 KiB apart in their\n4 KiB pages. pyrmsprop's arrays are "
+          "numpy's (np.random, np.zeros: 16 bytes past a cache line\nwhen large); torch's "
+          "and DeepSpeed's are torch's (aligned).\nWith more than one thread every sample "
+          "starts once the process's other threads sleep (torch's\nOpenMP worker spins for "
+          "a while after each parallel region), after one untimed call.")
     _noise_note(out["records"])
 
 
