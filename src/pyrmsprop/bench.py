@@ -12,9 +12,10 @@ kernels
     ``limit``          ``pyrmsprop._core.memory_only_update`` over as many arrays
                        (2, 3, 3, 4): the same loads and stores with one add per
                        store, through the kernels' thread layout, cache-line
-                       peeling, blocks and prefetches; the faster of a run on the
-                       same arrays and one on 64-byte-aligned copies that start
-                       1 KiB apart in their 4 KiB pages; "% of limit" = limit time /
+                       peeling, blocks and prefetches; in each repetition the
+                       faster of a run on the same arrays and one on 64-byte-aligned
+                       copies that start 1 KiB apart in their 4 KiB pages (the
+                       median over repetitions); "% of limit" = limit time /
                        pyrmsprop time (above 100% would mean the limit is wrong:
                        marked "!")
     ``numpy``          the update written by hand with numpy ufuncs (``out=`` into
@@ -73,7 +74,7 @@ JSON (``--json PATH``), schema ``pyrmsprop.bench/1``::
                     anchors), "median_ns_per_elem", "min_ns_per_elem", "gbps",
                     "bytes_per_elem", "pct_of_limit", "repeats", "spread" (interquartile
                     range / median of the repeats), "noisy" (spread > 10%), "limit_from"
-                    ("limit" or "limit_aligned": the faster memory-only run), "noisy_vs"
+                    (always "limit": in each repetition the faster memory-only run), "noisy_vs"
                     (names of the noisy figures this record is compared with),
                     "ratio_vs_<other impl>": other time / this time, ...}],
      "per_call":  [{"impl", "rule", "dtype", "size", "threads", "median_us", "min_us",
@@ -641,18 +642,22 @@ def run_kernels(args, out: dict) -> None:
                 _set_threads(threads)
                 reps = measure(impls, args.budget)
                 anchors = {im.name: im for im in impls if im.simd is None}
-                # the limit: the faster of the memory-only loop on these arrays and on
-                # 64-byte-aligned copies (same thread layout and peeling as the kernels)
+                # the limit: in each repetition the faster of the memory-only loop on
+                # these arrays and on aligned copies (same thread layout, peeling and
+                # prefetches as the kernels): the best this memory moved those bytes
                 limits: dict[str | None, Impl] = {}
-                for im in impls:
-                    if im.name.startswith("limit") and (
-                            im.simd not in limits or im.median < limits[im.simd].median):
-                        limits[im.simd] = im
+                for target in args.simd:
+                    same, copies = (next(im for im in impls if im.name == name
+                                         and im.simd == target)
+                                    for name in ("limit", "limit_aligned"))
+                    limits[target] = Impl(
+                        "limit", same.fn, simd=same.simd, number=same.number,
+                        samples=[min(a, b) for a, b in zip(same.samples, copies.samples)])
                 for im in impls:
                     if im.name == "limit_aligned":
                         continue
                     limit = limits.get(im.simd, limits[args.simd[0]])
-                    if im.name == "limit":      # the record of the limit: the faster run
+                    if im.name == "limit":      # the record of the limit: the best of both
                         im = limit
                     me = "limit" if im is limit else im.name
                     times = {**{k: a.median for k, a in anchors.items()},
@@ -667,7 +672,7 @@ def run_kernels(args, out: dict) -> None:
                            "gbps": nbytes * n / im.median / 1e9, "bytes_per_elem": nbytes,
                            "pct_of_limit": 100 * limit.median / im.median, "repeats": reps,
                            "spread": im.spread, "noisy": im.noisy,
-                           "limit_from": limit.name,
+                           "limit_from": "limit",
                            "noisy_vs": sorted({c.name for c in compared if c.noisy})}
                     _ratios(rec, times, me)
                     recs.append(rec)
@@ -682,7 +687,7 @@ def run_kernels(args, out: dict) -> None:
             print(kernel_table([r for r in recs if r["threads"] == threads], args))
     print("\nAnchor cells: the anchor's ns/element and (Nx) = anchor time / pyrmsprop time."
           "\nGB/s counts the bytes the update must move (read + written), for every column."
-          "\nlimit = the faster of two runs of pyrmsprop._core.memory_only_update, the "
+          "\nlimit = in each repetition the faster of two runs of pyrmsprop._core.memory_only_update, the "
           "same loads and stores\nwith one add per store, through the kernels' own thread "
           "layout, cache-line peeling,\nblocks and prefetches: on the same arrays, and on "
           "64-byte-aligned copies 1 KiB apart in their\n4 KiB pages. pyrmsprop's arrays are "
