@@ -10,6 +10,8 @@
 #include "prm_dispatch.h"
 
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #if (defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86))
 #define PRM_X86 1
@@ -79,6 +81,7 @@ static int atomic_cas(prm_atomic_int *p, int expect, int v)
 static prm_atomic_int detect_state = 0;
 static int supported[PRM_NTARGETS];
 static const char *note = "";
+static char cpu_name[96];
 
 #ifdef PRM_X86
 static void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
@@ -113,9 +116,25 @@ static void detect_now(void)
     supported[PRM_TARGET_BASELINE] = 1;
 #ifdef PRM_X86
     uint32_t r[4];
+    cpuid(0x80000000u, 0, r);
+    if (r[0] >= 0x80000004u) {
+        for (uint32_t k = 0; k < 3; k++) {
+            cpuid(0x80000002u + k, 0, r);
+            memcpy(cpu_name + 16 * k, r, 16);
+        }
+    }
     cpuid(0, 0, r);
     const uint32_t max_leaf = r[0];
     cpuid(1, 0, r);
+    {
+        const uint32_t family = ((r[0] >> 8) & 0xf) + ((r[0] >> 20) & 0xff);
+        const uint32_t model = ((r[0] >> 4) & 0xf) | ((r[0] >> 12) & 0xf0);
+        size_t len = 0;
+        while (len < 48 && cpu_name[len] != '\0') len++;
+        while (len > 0 && cpu_name[len - 1] == ' ') len--;
+        snprintf(cpu_name + len, sizeof cpu_name - len, " (family %u model %u stepping %u)",
+                 (unsigned)family, (unsigned)model, (unsigned)(r[0] & 0xf));
+    }
     const int fma = (r[2] >> 12) & 1, osxsave = (r[2] >> 27) & 1, avx = (r[2] >> 28) & 1;
     uint64_t xcr0 = 0;
     if (osxsave) xcr0 = xgetbv0();
@@ -165,6 +184,16 @@ static prm_atomic_int current_target = PRM_TARGET_BASELINE;
 static int target_load(void) { return atomic_load(&current_target); }
 static void target_store(int t) { atomic_store(&current_target, t); }
 
+/* The target of each rule and dtype, the same kind of atomic int: prm_set_target
+ * sets them all, prm_set_rule_target one (pyrmsprop's "auto" mode runs each rule
+ * on the target it measured fastest). */
+static prm_atomic_int rule_target[PRM_NRULES][2];
+
+static int rule_ok(int rule, int dtype)
+{
+    return rule >= 0 && rule < PRM_NRULES && (dtype == PRM_F32 || dtype == PRM_F64);
+}
+
 int prm_target_compiled(int target)
 {
     return target >= 0 && target < PRM_NTARGETS && tables[target] != NULL;
@@ -190,6 +219,19 @@ void prm_set_target(int target)
 {
     if (!prm_target_supported(target)) return;
     target_store(target);
+    for (int r = 0; r < PRM_NRULES; r++)
+        for (int d = 0; d < 2; d++) atomic_store(&rule_target[r][d], target);
+}
+
+void prm_set_rule_target(int rule, int dtype, int target)
+{
+    if (rule_ok(rule, dtype) && prm_target_supported(target))
+        atomic_store(&rule_target[rule][dtype], target);
+}
+
+int prm_rule_target(int rule, int dtype)
+{
+    return rule_ok(rule, dtype) ? atomic_load(&rule_target[rule][dtype]) : target_load();
 }
 
 const char *prm_target_name(int target)
@@ -222,6 +264,14 @@ const char *prm_compiler(void)
 #endif
 }
 
+const char *prm_cpu_name(void)
+{
+    detect();
+    const char *s = cpu_name;
+    while (*s == ' ') s++;
+    return s;
+}
+
 const char *prm_target_note(void)
 {
     detect();
@@ -229,6 +279,14 @@ const char *prm_target_note(void)
 }
 
 const prm_kernel_table *prm_table(void) { return tables[target_load()]; }
+const prm_kernel_table *prm_table_for(int rule, int dtype)
+{
+    return tables[prm_rule_target(rule, dtype)];
+}
+const prm_kernel_table *prm_table_of(int target)
+{
+    return prm_target_supported(target) ? tables[target] : NULL;
+}
 
 /* ---- apply one tensor's slice [lo, hi) --------------------------------------- */
 void prm_apply(const prm_kernel_table *tb, const prm_job *job, ptrdiff_t t, ptrdiff_t lo,

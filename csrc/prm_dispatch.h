@@ -27,7 +27,9 @@ typedef struct {
     struct { prm_nonfinite_f32_fn f32; prm_nonfinite_f64_fn f64; } nonfinite;
 } prm_kernel_table;
 
-const prm_kernel_table *prm_table(void);
+const prm_kernel_table *prm_table(void);                      /* prm_target_current */
+const prm_kernel_table *prm_table_for(int rule, int dtype);   /* the rule's entry   */
+const prm_kernel_table *prm_table_of(int target);             /* NULL: unsupported  */
 
 /* Apply tensor t's elements [lo, hi) of a job through table tb. */
 void prm_apply(const prm_kernel_table *tb, const prm_job *job, ptrdiff_t t, ptrdiff_t lo,

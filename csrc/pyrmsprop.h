@@ -115,11 +115,21 @@ enum { PRM_TARGET_BASELINE = 0, PRM_TARGET_AVX2 = 1, PRM_TARGET_AVX512 = 2, PRM_
 int prm_target_compiled(int target);   /* built into this binary                  */
 int prm_target_supported(int target);  /* built and supported by this CPU and OS   */
 int prm_target_best(void);             /* best supported target                   */
-int prm_target_current(void);
-void prm_set_target(int target);       /* caller checks prm_target_supported()    */
+int prm_target_current(void);          /* the target last set with prm_set_target */
+void prm_set_target(int target);       /* every rule and dtype uses it; the caller
+                                          checks prm_target_supported()            */
+/* One rule and dtype's target (an update's kernels come from its rule's entry;
+ * the finite check from prm_target_current's table). */
+void prm_set_rule_target(int rule, int dtype, int target);
+int prm_rule_target(int rule, int dtype);
+/* Apply a job serially through one supported target's kernels, whatever the
+ * rule's entry says (to time the targets against each other). */
+void prm_run_serial_on(int target, const prm_job *job);
 const char *prm_target_note(void);     /* e.g. why AVX-512 is not used            */
 const char *prm_target_name(int target); /* 'baseline' (or 'neon'), 'avx2', 'avx512' */
 const char *prm_compiler(void);        /* compiler that built dispatch.c           */
+const char *prm_cpu_name(void);        /* x86: CPUID's brand string and family/model/
+                                          stepping; elsewhere ""                    */
 
 /* ---- threads ------------------------------------------------------------------- */
 void prm_set_num_threads(int n);       /* n >= 1                                  */

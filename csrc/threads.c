@@ -383,9 +383,15 @@ static void set_ranges(const prm_job *job, const ptrdiff_t *cstart, ptrdiff_t to
     }
 }
 
+void prm_run_serial_on(int target, const prm_job *job)
+{
+    const prm_kernel_table *tb = prm_table_of(target);
+    if (tb != NULL) run_serial(job, tb);
+}
+
 void prm_run(const prm_job *job)
 {
-    const prm_kernel_table *tb = prm_table();
+    const prm_kernel_table *tb = prm_table_for(job->rule, job->dtype);
     ptrdiff_t total = 0;
     for (ptrdiff_t t = 0; t < job->ntensors; t++) total += job->lens[t];
     const int64_t nthreads = a_load(&num_threads);

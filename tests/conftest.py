@@ -10,28 +10,32 @@
 ``torch``      the torch module; skips when torch is missing, unless the environment has
                ``PYRMSPROP_REQUIRE_TORCH=1`` (CI), where a missing torch is an error.
 
-After every test the SIMD target, thread count and thread threshold in use at import
-are restored.
+After every test the SIMD choice, thread count and thread threshold in use at import
+are restored.  The tests (and the interpreters they start) read and write SIMD
+measurements in a directory of their own, never the user's cache
+(``PYRMSPROP_CACHE_DIR``).
 """
 
 import os
+import tempfile
 import zlib
 
-import numpy as np
-import pytest
+os.environ["PYRMSPROP_CACHE_DIR"] = tempfile.mkdtemp(prefix="pyrmsprop-tests-")
 
-import pyrmsprop
-from pyrmsprop import _core
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
-_DEFAULTS = (pyrmsprop.simd_target(), pyrmsprop.get_num_threads(),
-             _core.get_thread_threshold())
+import pyrmsprop  # noqa: E402
+from pyrmsprop import _core, _simd  # noqa: E402
+
+_DEFAULTS = (_simd.snapshot(), pyrmsprop.get_num_threads(), _core.get_thread_threshold())
 
 
 @pytest.fixture(autouse=True)
 def _restore_defaults():
     yield
-    target, threads, threshold = _DEFAULTS
-    pyrmsprop.set_simd(target)
+    choice, threads, threshold = _DEFAULTS
+    _simd.restore(choice)
     pyrmsprop.set_num_threads(threads)
     _core.set_thread_threshold(threshold)
 

@@ -30,13 +30,8 @@ except ImportError as _exc:
 
 from pyrmsprop import schedules  # noqa: E402
 from pyrmsprop._config import show_config  # noqa: E402
-from pyrmsprop._core import (  # noqa: E402
-    get_num_threads,
-    set_num_threads,
-    set_simd,
-    simd_target,
-    simd_targets,
-)
+from pyrmsprop._core import get_num_threads, set_num_threads, simd_targets  # noqa: E402
+from pyrmsprop._simd import set_simd, simd_by_rule, simd_target  # noqa: E402
 from pyrmsprop._version import __version__  # noqa: E402
 from pyrmsprop.functional import adam_update, ema_update, rmsprop_update, sgd_update  # noqa: E402
 from pyrmsprop.optim import EMA, SGD, Adam, AdamW, RMSprop  # noqa: E402
@@ -57,6 +52,7 @@ __all__ = [
     "set_simd",
     "sgd_update",
     "show_config",
+    "simd_by_rule",
     "simd_target",
     "simd_targets",
 ]
@@ -80,13 +76,9 @@ def _default_threads() -> int:
 
 
 def _init() -> None:
-    _core.set_simd(_core.best_simd_target())
-    wanted = _os.environ.get("PYRMSPROP_SIMD", "").strip()
-    if wanted:
-        try:
-            _core.set_simd(wanted)
-        except ValueError as exc:
-            raise ValueError(f"PYRMSPROP_SIMD={wanted!r}: {exc}") from None
+    from pyrmsprop import _simd
+
+    _simd.init()
     _core.set_num_threads(_default_threads())
 
 

@@ -6,7 +6,7 @@ import platform
 import sys
 import sysconfig
 
-from pyrmsprop import _core
+from pyrmsprop import _core, _simd
 from pyrmsprop._targets import KERNEL_FLAGS_GCC, KERNEL_FLAGS_MSVC, targets_for
 from pyrmsprop._version import __version__
 
@@ -30,11 +30,15 @@ def _config() -> dict:
         "machine": {
             "platform": sysconfig.get_platform(),
             "processor": platform.processor() or platform.machine(),
+            **({"cpu": cpu} if (cpu := _core.cpu_name()) else {}),
             "python": sys.version.split()[0],
         },
         "simd": {
             "supported here": _core.simd_targets(),
-            "in use": _core.simd_target(),
+            "in use": _simd.simd_target(),
+            "by rule": {rule: "/".join(dict.fromkeys(per.values()))
+                        for rule, per in _simd.simd_by_rule().items()},
+            "chosen by": _simd.simd_measurement()["mode"],
             "best": _core.best_simd_target(),
             # why a compiled target is not dispatched here (macOS's AVX-512 rule), if one is not
             **({"note": note} if (note := _core.target_note()) else {}),

@@ -54,9 +54,13 @@ cdef extern from "pyrmsprop.h" nogil:
     int prm_target_best() noexcept
     int prm_target_current() noexcept
     void prm_set_target(int target) noexcept
+    void prm_set_rule_target(int rule, int dtype, int target) noexcept
+    int prm_rule_target(int rule, int dtype) noexcept
+    void prm_run_serial_on(int target, const prm_job *job) noexcept
     const char *prm_target_note() noexcept
     const char *prm_target_name(int target) noexcept
     const char *prm_compiler() noexcept
+    const char *prm_cpu_name() noexcept
 
     void prm_set_num_threads(int n) noexcept
     int prm_get_num_threads() noexcept

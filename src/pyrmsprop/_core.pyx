@@ -17,6 +17,7 @@ from libc.string cimport memset
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
 import numbers
+import time
 import operator
 import sys
 
@@ -808,6 +809,11 @@ def set_simd(name):
     ``ValueError``.  Safe from any thread: an update already running finishes on
     the target it started with, and later calls use the new one.
     """
+    prm_set_target(_target_id(name))
+
+
+cdef int _target_id(object name) except -1:
+    """The id of supported target ``name`` (TypeError / ValueError otherwise)."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
     key = name.strip().lower()
@@ -826,7 +832,95 @@ def set_simd(name):
         raise ValueError(
             f"SIMD target {name!r} is not supported by this CPU/OS; supported here: "
             f"{simd_targets()}")
-    prm_set_target(t)
+    return t
+
+
+cdef int _rule_dtype(str rule, str dtype, int *r, int *d) except -1:
+    if rule not in ("ema", "rmsprop", "adam", "sgd"):
+        raise ValueError(f"rule must be one of 'ema', 'rmsprop', 'adam', 'sgd', got {rule!r}")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    r[0] = _RULE_IDS[rule]
+    d[0] = PRM_F32 if dtype == "float32" else PRM_F64
+    return 0
+
+
+def rule_target(str rule, str dtype):
+    """The SIMD target updates of ``rule`` and ``dtype`` run on."""
+    cdef int r, d
+    _rule_dtype(rule, dtype, &r, &d)
+    return _name(prm_rule_target(r, d))
+
+
+def set_rule_target(str rule, str dtype, name):
+    """Run updates of ``rule`` and ``dtype`` on target ``name`` (until set_simd);
+    every target gives the same bits.  Safe from any thread, as set_simd."""
+    cdef int r, d
+    _rule_dtype(rule, dtype, &r, &d)
+    prm_set_rule_target(r, d, _target_id(name))
+
+
+def time_on(name, str rule, arrays, Py_ssize_t calls):
+    """Seconds that ``calls`` updates of ``rule`` take on target ``name``, serially,
+    whatever the rule's own target: the 'auto' mode's measurement.  ``arrays`` as
+    memory_only_update takes them, 2 (EMA: avg, x), 3 (RMSprop: param, grad,
+    square_avg; SGD: param, grad, momentum_buffer) or 4 (Adam: param, grad,
+    exp_avg, exp_avg_sq); torch's defaults (RMSprop lr 1e-2, SGD lr 1e-2 and
+    momentum 0.9, Adam at step 10), no options.  The arrays change."""
+    cdef int r, d
+    _rule_dtype(rule, "float32", &r, &d)
+    cdef int t = _target_id(name)
+    cdef Py_ssize_t want = {"ema": 2, "rmsprop": 3, "sgd": 3, "adam": 4}[rule]
+    arrays = list(arrays)
+    if len(arrays) != want:
+        raise ValueError(f"{rule} takes {want} arrays, got {len(arrays)}")
+    if calls < 1:
+        raise ValueError(f"calls must be >= 1, got {calls}")
+    cdef prm_ema_params ema_hp
+    cdef prm_rmsprop_params rms_hp
+    cdef prm_adam_params adam_hp
+    cdef prm_sgd_params sgd_hp
+    cdef const void *hp
+    if rule == "ema":
+        _ema_params(&ema_hp, 0.9)
+        hp = &ema_hp
+    elif rule == "rmsprop":
+        _rmsprop_params(&rms_hp, 1e-2, 0.99, 1e-8, 0.0, 0.0, False, False, False)
+        hp = &rms_hp
+    elif rule == "adam":
+        _adam_params(&adam_hp, 10, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False, False)
+        hp = &adam_hp
+    else:
+        _sgd_params(&sgd_hp, 1e-2, 0.9, 0.0, False, 0.0, False, False)
+        hp = &sgd_hp
+    cdef Single st
+    cdef Bufs b = _single(&st)
+    cdef prm_job job
+    cdef Py_ssize_t k
+    cdef double t0, t1
+    try:
+        for k in range(want):
+            _take(&b, 0, k, arrays[k], _TOUCH_NAMES, k != 1)
+        _check_overlap(&b, _TOUCH_NAMES)
+        job.rule = r
+        job.dtype = b.dtype
+        job.ntensors = 1
+        job.ptrs = b.ptrs
+        job.lens = b.lens
+        job.params = hp
+        t0 = time.perf_counter()
+        with nogil:
+            for k in range(calls):
+                prm_run_serial_on(t, &job)
+        t1 = time.perf_counter()
+    finally:
+        _release(&b)
+    return t1 - t0
+
+
+def cpu_name():
+    """x86: the CPU's brand string and family/model/stepping, from CPUID; else ''."""
+    return prm_cpu_name().decode("ascii", "replace")
 
 
 def target_note():
