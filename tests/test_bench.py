@@ -57,7 +57,10 @@ def test_argument_parsing():
     assert args.threads == [1, bench._all_threads()] or bench._all_threads() == 1
     assert args.rules == ["adam", "ema"]
     assert args.dtypes == [np.float64]
-    assert args.simd == pyrmsprop.simd_targets()
+    auto = ["auto"] if len(pyrmsprop.simd_targets()) > 1 else []
+    assert args.simd == pyrmsprop.simd_targets() + auto
+    assert bench.parse_args([]).simd == ["auto"]
+    assert bench.parse_args(["--simd", "best"]).simd == [pyrmsprop.simd_targets()[-1]]
     quick = bench.parse_args(["--quick"])
     assert quick.sizes == [1000, 64000, 1_000_000] and quick.dtypes == [np.float32]
     assert quick.rules == list(bench.RULES) and quick.sections == list(bench.SECTIONS)
@@ -82,7 +85,7 @@ def test_help_documents_defaults(capsys):
     for text in options.values():
         assert "(default: None)" not in text, text
         assert text.count("(default:") <= 1, text
-    for name, default in [("threads", "1,N"), ("simd", "best"), ("deepspeed", "auto"),
+    for name, default in [("threads", "1,N"), ("simd", "auto"), ("deepspeed", "auto"),
                           ("rules", "all"), ("dtypes", "both")]:
         assert f"(default: {default}" in options[name], options[name]
 
@@ -123,7 +126,7 @@ def test_tiny_run_prints_tables_and_writes_json(capsys, tmp_path):
     assert doc["schema"] == bench.SCHEMA
     head = doc["header"]
     for key in ("pyrmsprop", "python", "platform", "cpu", "cpus", "loadavg", "simd_in_use",
-                "simd_available", "simd_compiled", "threads", "thread_mode",
+                "simd_by_rule", "simd_measurement", "simd_available", "simd_compiled", "threads", "thread_mode",
                 "thread_threshold", "numpy", "torch", "argv"):
         assert key in head
     assert head["pyrmsprop"] == pyrmsprop.__version__
@@ -201,6 +204,25 @@ def test_runs_without_torch(capsys, monkeypatch, tmp_path):
     assert doc["header"]["torch"] is None
     assert {r["impl"] for r in doc["records"]} == {"pyrmsprop", "limit", "numpy"}
     assert not any(r["impl"].startswith("torch") for r in doc["per_call"] + doc["lists"])
+
+
+def test_tune_simd_prints_saves_and_restores(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PYRMSPROP_CACHE_DIR", str(tmp_path))
+    before = (pyrmsprop.simd_target(), pyrmsprop.simd_by_rule())
+    path = tmp_path / "t.json"
+    rc, out, _ = _run(capsys, ["--tune-simd", "--no-torch", "--json", str(path)])
+    assert rc == 0
+    targets = pyrmsprop.simd_targets()
+    assert "### SIMD targets" in out and "| rule" in out and str(tmp_path / "simd.json") in out
+    doc = json.loads(path.read_text())
+    assert set(doc["simd_measurement"]) == {f"{r}/{d}" for r in bench.RULES
+                                            for d in ("float32", "float64")}
+    assert all(set(v) == set(targets) for v in doc["simd_measurement"].values())
+    assert all(t in targets for per in doc["simd_by_rule"].values() for t in per.values())
+    saved = json.loads((tmp_path / "simd.json").read_text())
+    assert [m["ns_per_elem"] for m in saved["machines"].values()] == [doc["simd_measurement"]]
+    # this process keeps the choice it had: the file is for later imports
+    assert (pyrmsprop.simd_target(), pyrmsprop.simd_by_rule()) == before
 
 
 def test_threshold_and_busy_experiments(capsys, tmp_path):

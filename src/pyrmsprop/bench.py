@@ -110,7 +110,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import pyrmsprop
-from pyrmsprop import _core
+from pyrmsprop import _core, _simd
 
 SCHEMA = "pyrmsprop.bench/1"
 RULES = ("ema", "rmsprop", "adam", "sgd")
@@ -197,9 +197,17 @@ def _set_threads(n: int) -> None:
         _TORCH.set_num_threads(n)
 
 
+def _use_simd(name: str) -> None:
+    """'auto': each rule on the target this run measured fastest; else one target."""
+    if name == "auto":
+        _simd.use_measured()
+    else:
+        _core.set_simd(name)
+
+
 def _activate(im: Impl) -> None:
     if im.simd is not None:
-        _core.set_simd(im.simd)
+        _use_simd(im.simd)
     if im.threads is not None:
         _set_threads(im.threads)
 
@@ -599,7 +607,7 @@ def self_check(dtypes) -> list[str]:
     """One update of every rule, pyrmsprop against the numpy anchor, on every
     supported SIMD target; returns the failures."""
     bad = []
-    current = _core.simd_target()
+    current = _simd.snapshot()
     rng = np.random.default_rng(0)
     for dtype, rule, target in itertools.product(dtypes, RULES, _core.simd_targets()):
         a = _arrays(rule, dtype, 1037, rng)
@@ -615,7 +623,7 @@ def self_check(dtypes) -> list[str]:
                 bad.append(f"{rule} {np.dtype(dtype).name} {target}: "
                            f"max |diff| {np.max(np.abs(x - y)):.3g}")
                 break
-    _core.set_simd(current)
+    _simd.restore(current)
     return bad
 
 
@@ -1022,9 +1030,12 @@ def parse_args(argv) -> argparse.Namespace:
                     help="comma list of element counts, e.g. 1e3,64000,1.6e7 (default: see below)")
     ap.add_argument("--threads", type=_csv(_thread_count), default="1,N",
                     help="comma list of thread counts; N = all threads (default: 1,N)")
-    ap.add_argument("--simd", default="best",
-                    help="'best', 'all' (every target this CPU supports) or a comma list of "
-                         f"targets ({', '.join(_core.simd_targets())}) (default: best)")
+    ap.add_argument("--simd", default="auto",
+                    help="'auto' (each rule on the target measured fastest at the start, as "
+                         "pyrmsprop.set_simd('auto') does), 'best' (the widest target for "
+                         "all), 'all' (every target this CPU supports, and auto) or a comma "
+                         f"list of targets ({', '.join(_core.simd_targets())}, auto) "
+                         "(default: auto)")
     ap.add_argument("--rules", type=_csv(_choice(RULES)), default=None,
                     help=f"comma list of {', '.join(RULES)} (default: all; --busy: adam)")
     ap.add_argument("--dtypes", type=_csv(_dtype), default=None,
@@ -1051,6 +1062,10 @@ def parse_args(argv) -> argparse.Namespace:
     mode.add_argument("--threshold", "--threads-threshold", action="store_true",
                       help="experiment: 1 vs N threads with splitting forced over sizes "
                            "2**12..2**23; prints the crossover")
+    mode.add_argument("--tune-simd", action="store_true",
+                      help="measure every rule and dtype on every SIMD target (as "
+                           "pyrmsprop.set_simd('auto') does), print it, and save it: later "
+                           "imports on this CPU run each rule on its fastest target")
     args = ap.parse_args(argv)
 
     args.sizes_given = args.sizes is not None
@@ -1068,15 +1083,15 @@ def parse_args(argv) -> argparse.Namespace:
     supported = _core.simd_targets()
     key = args.simd.strip().lower()
     if key == "all":
-        args.simd = supported
+        args.simd = supported + (["auto"] if len(supported) > 1 else [])
     elif key == "best":
         args.simd = [_core.best_simd_target()]
     else:
         args.simd = list(dict.fromkeys(s.strip().lower() for s in key.split(",") if s.strip()))
-        bad = [s for s in args.simd if s not in supported]
+        bad = [s for s in args.simd if s not in supported + ["auto"]]
         if bad or not args.simd:
             ap.error(f"--simd: {', '.join(bad) or repr(key)} not supported here; "
-                     f"choose from all, best, {', '.join(supported)}")
+                     f"choose from auto, all, best, {', '.join(supported)}")
     if (args.busy or args.threshold) and max(args.threads) < 2:
         ap.error("--busy and --threshold compare 1 thread with more: give --threads 1,2")
     if args.plot:
@@ -1158,7 +1173,9 @@ def header(argv, torch) -> dict:
         "cpu": _cpu_model(),
         "cpus": _all_threads(),
         "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "simd_in_use": _core.simd_target(),
+        "simd_in_use": pyrmsprop.simd_target(),
+        "simd_by_rule": pyrmsprop.simd_by_rule(),
+        "simd_measurement": _simd.simd_measurement(),
         "simd_available": _core.simd_targets(),
         "simd_compiled": _core.compiled_targets(),
         "threads": pyrmsprop.get_num_threads(),
@@ -1169,6 +1186,36 @@ def header(argv, torch) -> dict:
         "deepspeed": _deepspeed_version() if _DEEPSPEED is not None else None,
         "argv": list(argv),
     }
+
+
+def _by_rule_text(by_rule: dict) -> str:
+    """'EMA avx512, RMSprop avx2, ...' (float32/float64 when they differ)."""
+    parts = []
+    for rule, per in by_rule.items():
+        f32, f64 = per["float32"], per["float64"]
+        parts.append(f"{TITLE[rule]} {f32 if f32 == f64 else f32 + '/' + f64}")
+    return ", ".join(parts)
+
+
+def run_tune_simd(out: dict) -> None:
+    """--tune-simd: measure, save, print the measurement and the choice."""
+    pyrmsprop.set_simd("auto", save=True)
+    m = _simd.simd_measurement()["ns_per_elem"]
+    targets = _core.simd_targets()
+    chosen = pyrmsprop.simd_by_rule()
+    rows = []
+    for key, times in m.items():
+        rule, dtype = key.split("/")
+        rows.append([TITLE[rule], dtype] + [fmt_num(times[t]) for t in targets]
+                    + [chosen[rule][dtype]])
+    print(f"\n### SIMD targets: ns/element, {_simd.ELEMS} elements per array (in cache), "
+          f"1 thread, fastest of {_simd.ROUNDS}\n")
+    print(table(["rule", "dtype", *targets, "chosen"], rows, left=2))
+    print(f"\nchosen = the widest target within {_simd.MARGIN:.0%} of the fastest. "
+          f"Saved to {_simd.saved_path()}:\nlater imports on this CPU start with it "
+          f"(pyrmsprop.simd_target() == 'auto'); PYRMSPROP_SIMD overrides it.")
+    out["simd_measurement"] = m
+    out["simd_by_rule"] = chosen
 
 
 def print_header(h: dict, args) -> None:
@@ -1185,6 +1232,9 @@ def print_header(h: dict, args) -> None:
     print(f"    simd      {h['simd_in_use']} in use; supported here: "
           f"{', '.join(h['simd_available'])}; compiled: {', '.join(h['simd_compiled'])}; "
           f"benchmarked: {', '.join(args.simd)}")
+    if "auto" in args.simd:
+        print(f"    auto      {_by_rule_text(h['simd_by_rule'])} (each rule on the target "
+              f"measured fastest in cache at the start of this run)")
     print(f"    threads   {h['threads']} ({h['thread_mode']}; serial below "
           f"{h['thread_threshold']} float32-EMA elements, float32 Adam below "
           f"{_core.split_elements('adam', 'float32')}); benchmarked: "
@@ -1208,18 +1258,24 @@ def main(argv=None) -> int:
     except SystemExit as exc:
         print(exc, file=sys.stderr)
         return 2
+    saved = (_simd.snapshot(), pyrmsprop.get_num_threads(),
+             _TORCH.get_num_threads() if _TORCH is not None else None)
+    if "auto" in args.simd and not args.tune_simd:
+        pyrmsprop.set_simd("auto")
     out = {"schema": SCHEMA, "header": header(argv, _TORCH), "records": [], "per_call": [],
            "lists": [], "busy": [], "threshold": [], "crossover": {}}
     print_header(out["header"], args)
-    saved = (_core.simd_target(), pyrmsprop.get_num_threads(),
-             _TORCH.get_num_threads() if _TORCH is not None else None)
+    base = "auto" if "auto" in args.simd else args.simd[-1]
     try:
         bad = self_check(args.dtypes)
         print(f"    check     {'FAILED: ' + '; '.join(bad) if bad else 'ok'} "
               f"(one update of every rule = numpy by hand, every SIMD target)")
         if bad:
             return 1
-        if args.busy:
+        _use_simd(base)
+        if args.tune_simd:
+            run_tune_simd(out)
+        elif args.busy:
             run_busy(args, out)
         elif args.threshold:
             run_threshold(args, out)
@@ -1227,9 +1283,10 @@ def main(argv=None) -> int:
             for name, run in (("kernels", run_kernels), ("per-call", run_per_call),
                               ("lists", run_lists)):
                 if name in args.sections:
+                    _use_simd(base)     # the other sections run on the run's own choice
                     run(args, out)
     finally:
-        _core.set_simd(saved[0])
+        _simd.restore(saved[0])
         pyrmsprop.set_num_threads(saved[1])
         if _TORCH is not None:
             _TORCH.set_num_threads(saved[2])
