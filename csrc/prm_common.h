@@ -30,29 +30,42 @@
 /* ---- blocks and software prefetch -------------------------------------------------
  * Every loop runs in blocks of PRM_PF_BLOCK bytes of its arrays, and before each
  * block, in the AVX2 and AVX-512 builds, asks for the block PRM_PF_AHEAD bytes
- * further on in each array it streams.  Large arrays come from memory, and the hardware prefetcher alone keeps
- * too few lines in flight for one core.  On a Sapphire Rapids-class Xeon,
- * `python -m pyrmsprop.bench`, float32 Adam over 6.4e7 elements went from 1.01 to
- * 0.94 ns/elem with one thread and from 0.545 to 0.513 with two, unchanged in cache
- * (a C loop outside the package tried distances of 1-8 KiB and blocks of 256 B-4 KiB:
- * 4 KiB ahead in 512 B blocks was best).  Not in the SSE2 build: with 16-byte
- * vectors the prefetches are a larger share of the work, and in cache they made
- * float32 EMA and the float64 memory-only loop 40-65% slower there.  Prefetches never change a result.  Without
- * them (SSE2, ARM: not measured) a block is the whole call and PRM_PREFETCH does
- * nothing.
+ * further on in each array it streams.  Large arrays come from memory, and the
+ * hardware prefetcher alone keeps too few lines in flight for one core.  On a
+ * Sapphire Rapids-class Xeon, `python -m pyrmsprop.bench`, float32 Adam over 6.4e7
+ * elements went from 1.01 to 0.94 ns/elem with one thread and from 0.545 to 0.513
+ * with two, unchanged in cache (a C loop outside the package tried distances of
+ * 1-8 KiB and blocks of 256 B-4 KiB: 4 KiB ahead in 512 B blocks was best).  On a
+ * Zen 5-class EPYC the same builds with and without prefetches (and 2 or 8 KiB
+ * ahead), interleaved in one process, differed by less than that machine's noise
+ * (+-5%, 30 repetitions).  Not in the SSE2 build: with 16-byte vectors the
+ * prefetches are a larger share of the work, and in cache they made float32 EMA and
+ * the float64 memory-only loop 40-65% slower there.  Prefetches never change a
+ * result.  Without them (SSE2, ARM: not measured) a block is the whole call and
+ * PRM_PREFETCH does nothing.  To measure other choices, build with
+ * PYRMSPROP_EXTRA_CFLAGS="-DPRM_PF_OFF" (no prefetch), "-DPRM_PF_AHEAD=2048",
+ * "-DPRM_PF_BLOCK=1024" or (gcc, clang) "-DPRM_PF_LOCALITY=2" (prefetcht1).
  *
  *     PRM_BLOCKS(i0, len, n, T) {           (i0 = 0, block, 2*block, ...; len <= block)
  *         PRM_PREFETCH(p + i0); ...
  *         for (ptrdiff_t i = i0; i < i0 + len; i++) ...
  *     }                                                                          */
-#if (defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)) && defined(__AVX2__)
+#if (defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)) && \
+    defined(__AVX2__) && !defined(PRM_PF_OFF)
+#ifndef PRM_PF_AHEAD
 #define PRM_PF_AHEAD 4096
+#endif
+#ifndef PRM_PF_BLOCK
 #define PRM_PF_BLOCK 512
+#endif
 #if defined(_MSC_VER) && !defined(__clang__)
 #include <xmmintrin.h>
 #define PRM_PREFETCH_LINE(addr) _mm_prefetch((const char *)(addr), _MM_HINT_T0)
 #else
-#define PRM_PREFETCH_LINE(addr) __builtin_prefetch((const void *)(addr), 1, 3)
+#ifndef PRM_PF_LOCALITY
+#define PRM_PF_LOCALITY 3
+#endif
+#define PRM_PREFETCH_LINE(addr) __builtin_prefetch((const void *)(addr), 1, PRM_PF_LOCALITY)
 #endif
 /* The block PRM_PF_AHEAD bytes past a, line by line; integer arithmetic, since that
  * address may lie past the array's end (a prefetch never faults). */
