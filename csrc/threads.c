@@ -7,6 +7,8 @@
  *   - it then waits only for chunks a worker has already claimed (those
  *     workers are running), never for a worker that has not started: on a
  *     machine whose other core is busy the caller simply does every chunk;
+ *   - a worker that spins waiting for the next job yields its CPU now and then,
+ *     so that it never holds up a caller the scheduler put on the same CPU;
  *   - kernels are elementwise, so every split gives the same bits.
  *
  * Layout.  Each tensor is cut into chunks of PRM_CHUNK elements whose edges fall
@@ -51,6 +53,14 @@
                                                 watching for the next one before it
                                                 sleeps (back-to-back calls then find
                                                 it awake, as OpenMP runtimes do)     */
+/* ... yielding its CPU every PRM_YIELD_EVERY of them (sched_yield, SwitchToThread).
+ * With the other CPU busy, the scheduler may run the worker on the caller's CPU:
+ * spinning there, it took the caller's time in slices, and runs of calls took
+ * hundreds of microseconds.  On a Zen 5-class EPYC with a busy loop on the second
+ * CPU, 3000 float32 Adam calls over 6.4e4 elements with 2 threads had 61-67 calls
+ * over 100 us without the yields and 0-3 with them (1 thread: 2-6); the busy-core
+ * experiment went from 1.56-1.99x the 1-thread time to 0.93-1.07x. */
+#define PRM_YIELD_EVERY 64
 #define PRM_MAX_CHUNKS (((int64_t)1 << 24) - 1)
 
 /* Jobs smaller than this many float32-EMA elements stay serial (about 25 us of
@@ -86,6 +96,7 @@ static int a_cas(prm_atomic *p, int64_t expect, int64_t want)
 }
 static int64_t a_add(prm_atomic *p, int64_t v) { return InterlockedExchangeAdd64(p, v) + v; }
 static void cpu_relax(void) { YieldProcessor(); }
+static void yield_cpu(void) { SwitchToThread(); }
 static DWORD WINAPI worker_entry(LPVOID arg);
 static int thread_start(int id)
 {
@@ -122,6 +133,7 @@ static void cpu_relax(void)
     __asm__ __volatile__("yield");
 #endif
 }
+static void yield_cpu(void) { sched_yield(); }
 static void *worker_entry(void *arg);
 static int thread_start(int id)
 {
@@ -286,8 +298,11 @@ static void worker_loop(int id)
     for (;;) {
         if (pool.gen == seen) {
             mutex_unlock(&pool.m);
-            for (int spin = 0; spin < PRM_WORKER_SPIN && a_load(&pool.gen) == seen; spin++)
+            /* and every PRM_YIELD_EVERY pauses lets another thread of its CPU run */
+            for (int spin = 0; spin < PRM_WORKER_SPIN && a_load(&pool.gen) == seen; spin++) {
                 cpu_relax();
+                if (spin % PRM_YIELD_EVERY == PRM_YIELD_EVERY - 1) yield_cpu();
+            }
             mutex_lock(&pool.m);
             while (pool.gen == seen) cond_wait(&pool.work_cv, &pool.m);
         }
