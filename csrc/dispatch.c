@@ -10,8 +10,6 @@
 #include "prm_dispatch.h"
 
 #include <stdint.h>
-#include <stdio.h>
-#include <string.h>
 
 #if (defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86))
 #define PRM_X86 1
@@ -81,7 +79,24 @@ static int atomic_cas(prm_atomic_int *p, int expect, int v)
 static prm_atomic_int detect_state = 0;
 static int supported[PRM_NTARGETS];
 static const char *note = "";
-static char cpu_name[96];
+static char cpu_name[96];   /* 48 of the brand string, then at most 36 more */
+
+#ifdef PRM_X86
+/* buf[len...] = text then v in decimal; returns the new length (no libc here: the
+ * Windows builds of this file are freestanding). */
+static size_t append(char *buf, size_t len, const char *text, uint32_t v)
+{
+    while (*text) buf[len++] = *text++;
+    char digits[10];
+    int k = 0;
+    do {
+        digits[k++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (k > 0) buf[len++] = digits[--k];
+    return len;
+}
+#endif
 
 #ifdef PRM_X86
 static void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
@@ -117,10 +132,10 @@ static void detect_now(void)
 #ifdef PRM_X86
     uint32_t r[4];
     cpuid(0x80000000u, 0, r);
-    if (r[0] >= 0x80000004u) {
+    if (r[0] >= 0x80000004u) {   /* the brand string: 48 bytes in 3 x 4 registers */
         for (uint32_t k = 0; k < 3; k++) {
             cpuid(0x80000002u + k, 0, r);
-            memcpy(cpu_name + 16 * k, r, 16);
+            for (int j = 0; j < 16; j++) cpu_name[16 * k + j] = (char)(r[j / 4] >> (8 * (j % 4)));
         }
     }
     cpuid(0, 0, r);
@@ -132,8 +147,11 @@ static void detect_now(void)
         size_t len = 0;
         while (len < 48 && cpu_name[len] != '\0') len++;
         while (len > 0 && cpu_name[len - 1] == ' ') len--;
-        snprintf(cpu_name + len, sizeof cpu_name - len, " (family %u model %u stepping %u)",
-                 (unsigned)family, (unsigned)model, (unsigned)(r[0] & 0xf));
+        len = append(cpu_name, len, " (family ", family);
+        len = append(cpu_name, len, " model ", model);
+        len = append(cpu_name, len, " stepping ", r[0] & 0xf);
+        cpu_name[len++] = ')';
+        cpu_name[len] = '\0';
     }
     const int fma = (r[2] >> 12) & 1, osxsave = (r[2] >> 27) & 1, avx = (r[2] >> 28) & 1;
     uint64_t xcr0 = 0;

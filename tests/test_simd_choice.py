@@ -230,3 +230,16 @@ def test_env_auto_measures_at_import(cache):
     assert (target, mode) == ("auto", "auto")
     assert all(t in pyrmsprop.simd_targets() for per in by_rule.values() for t in per.values())
     assert not (cache / "simd.json").exists()      # measured, not saved
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and os.path.exists("/proc/cpuinfo")
+                         and _core.compiled_targets()[0] == "baseline"),
+                    reason="compares with Linux's /proc/cpuinfo on x86")
+def test_cpu_name_is_the_kernels_view_of_the_cpu():
+    info = {}
+    for line in open("/proc/cpuinfo").read().split("\n\n")[0].splitlines():
+        key, _, value = line.partition(":")
+        info[key.strip()] = value.strip()
+    want = (f"{' '.join(info['model name'].split())} (family {info['cpu family']} "
+            f"model {info['model']} stepping {info['stepping']})")
+    assert " ".join(_core.cpu_name().split()) == want

@@ -118,11 +118,12 @@ PLATFORMS = [
 LIBC = {"malloc", "free", "memcpy", "memset", "memmove", "sqrt", "sqrtf", "pthread_atfork",
         "pthread_attr_init", "pthread_attr_destroy", "pthread_attr_setdetachstate",
         "pthread_create", "pthread_mutex_init", "pthread_mutex_lock", "pthread_mutex_unlock",
-        "pthread_cond_init", "pthread_cond_wait", "pthread_cond_broadcast"}
+        "pthread_cond_init", "pthread_cond_wait", "pthread_cond_broadcast", "sched_yield"}
 KERNEL32 = {"CreateThread", "CloseHandle", "AcquireSRWLockExclusive", "ReleaseSRWLockExclusive",
-            "SleepConditionVariableSRW", "WakeAllConditionVariable"}
+            "SleepConditionVariableSRW", "WakeAllConditionVariable", "SwitchToThread"}
 MSVC_RT = {"_fltused", "__chkstk"}
-CORE = {"prm_table", "prm_apply", "prm_split_elems"}   # dispatch.c's, used by threads.c
+# dispatch.c's, used by threads.c
+CORE = {"prm_table", "prm_table_for", "prm_table_of", "prm_apply", "prm_split_elems"}
 GNU_RT = re.compile(r"__stack_chk_(guard|fail)$|__aarch64_(cas|swp|ld[a-z]+)\d+_[a-z_]+$")
 WIN_CRT = {"memcpy", "memset", "memmove", "sqrt", "sqrtf", "malloc", "free"}
 KERNEL_RE = re.compile(r"prm_(ema|rmsprop|adam|sgd|touch|nonfinite)_f(32|64)_(baseline|avx2|avx512)$")
