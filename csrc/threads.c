@@ -38,6 +38,9 @@
  * A second caller that finds the pool busy runs its job serially.
  * No threading runtime (OpenMP, TBB) is used: pthreads, or Win32 threads.
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE   /* sched_getcpu */
+#endif
 #include "pyrmsprop.h"
 #include "prm_dispatch.h"
 
@@ -53,13 +56,18 @@
                                                 watching for the next one before it
                                                 sleeps (back-to-back calls then find
                                                 it awake, as OpenMP runtimes do)     */
-/* ... yielding its CPU every PRM_YIELD_EVERY of them (sched_yield, SwitchToThread).
- * With the other CPU busy, the scheduler may run the worker on the caller's CPU:
- * spinning there, it took the caller's time in slices, and runs of calls took
- * hundreds of microseconds.  On a Zen 5-class EPYC with a busy loop on the second
- * CPU, 3000 float32 Adam calls over 6.4e4 elements with 2 threads had 61-67 calls
- * over 100 us without the yields and 0-3 with them (1 thread: 2-6); the busy-core
- * experiment went from 1.56-1.99x the 1-thread time to 0.93-1.07x. */
+/* ... yielding its CPU every PRM_YIELD_EVERY of them (sched_yield, SwitchToThread)
+ * when it runs on the CPU the caller posted the job from (sched_getcpu,
+ * GetCurrentProcessorNumber; elsewhere it cannot tell and always yields).  With the
+ * other CPU busy, the scheduler may run the worker on the caller's CPU: spinning
+ * there, it took the caller's time in slices, and runs of calls took hundreds of
+ * microseconds.  On a Zen 5-class EPYC with a busy loop on the second CPU, 3000
+ * float32 Adam calls over 6.4e4 elements with 2 threads had 61-67 calls over 100 us
+ * without the yields and 1-3 with them (1 thread: 2-6); the busy-core experiment
+ * went from 1.56-1.99x the 1-thread time to 0.77-1.10x.  Yielding on any CPU made
+ * idle 2-thread calls of that size about 14% slower (medians of nine runs,
+ * alternating with a build without yields); yielding only on the caller's CPU was
+ * not slower than not yielding (three alternating runs). */
 #define PRM_YIELD_EVERY 64
 #define PRM_MAX_CHUNKS (((int64_t)1 << 24) - 1)
 
@@ -97,6 +105,7 @@ static int a_cas(prm_atomic *p, int64_t expect, int64_t want)
 static int64_t a_add(prm_atomic *p, int64_t v) { return InterlockedExchangeAdd64(p, v) + v; }
 static void cpu_relax(void) { YieldProcessor(); }
 static void yield_cpu(void) { SwitchToThread(); }
+static int64_t current_cpu(void) { return (int64_t)GetCurrentProcessorNumber(); }
 static DWORD WINAPI worker_entry(LPVOID arg);
 static int thread_start(int id)
 {
@@ -134,6 +143,14 @@ static void cpu_relax(void)
 #endif
 }
 static void yield_cpu(void) { sched_yield(); }
+static int64_t current_cpu(void)   /* -1: unknown */
+{
+#if defined(__linux__)
+    return (int64_t)sched_getcpu();
+#else
+    return -1;
+#endif
+}
 static void *worker_entry(void *arg);
 static int thread_start(int id)
 {
@@ -179,6 +196,8 @@ static prm_range ranges[PRM_MAX_WORKERS + 1];
  * prm_run, so every access is atomic (each call reads them once). */
 static prm_atomic num_threads = 1;
 static prm_atomic threshold = PRM_DEFAULT_THRESHOLD;
+/* The CPU the last caller posted its job from (-1: unknown); see PRM_YIELD_EVERY. */
+static prm_atomic caller_cpu = -1;
 
 #define PRM_GEN_MASK 0x7fff   /* 15 bits: (gen & PRM_GEN_MASK) << 48 stays below 2^63 */
 #define TICKET(gen, end, next) \
@@ -298,10 +317,14 @@ static void worker_loop(int id)
     for (;;) {
         if (pool.gen == seen) {
             mutex_unlock(&pool.m);
-            /* and every PRM_YIELD_EVERY pauses lets another thread of its CPU run */
+            /* and every PRM_YIELD_EVERY pauses, when it is on the caller's CPU (or
+               cannot tell), lets the caller run */
             for (int spin = 0; spin < PRM_WORKER_SPIN && a_load(&pool.gen) == seen; spin++) {
                 cpu_relax();
-                if (spin % PRM_YIELD_EVERY == PRM_YIELD_EVERY - 1) yield_cpu();
+                if (spin % PRM_YIELD_EVERY == PRM_YIELD_EVERY - 1) {
+                    const int64_t c = a_load(&caller_cpu);
+                    if (c < 0 || c == current_cpu()) yield_cpu();
+                }
             }
             mutex_lock(&pool.m);
             while (pool.gen == seen) cond_wait(&pool.work_cv, &pool.m);
@@ -448,6 +471,7 @@ void prm_run(const prm_job *job)
     a_store(&pool.gen, pool.gen + 1);
     const int64_t gen15 = pool.gen & PRM_GEN_MASK;
     a_store(&pool.done, 0);
+    a_store(&caller_cpu, current_cpu());
     set_ranges(job, cstart, total, workers + 1, gen15);
     cond_broadcast(&pool.work_cv);
     mutex_unlock(&pool.m);

@@ -118,9 +118,11 @@ PLATFORMS = [
 LIBC = {"malloc", "free", "memcpy", "memset", "memmove", "sqrt", "sqrtf", "pthread_atfork",
         "pthread_attr_init", "pthread_attr_destroy", "pthread_attr_setdetachstate",
         "pthread_create", "pthread_mutex_init", "pthread_mutex_lock", "pthread_mutex_unlock",
-        "pthread_cond_init", "pthread_cond_wait", "pthread_cond_broadcast", "sched_yield"}
+        "pthread_cond_init", "pthread_cond_wait", "pthread_cond_broadcast", "sched_yield",
+        "sched_getcpu"}
 KERNEL32 = {"CreateThread", "CloseHandle", "AcquireSRWLockExclusive", "ReleaseSRWLockExclusive",
-            "SleepConditionVariableSRW", "WakeAllConditionVariable", "SwitchToThread"}
+            "SleepConditionVariableSRW", "WakeAllConditionVariable", "SwitchToThread",
+            "GetCurrentProcessorNumber"}
 MSVC_RT = {"_fltused", "__chkstk"}
 # dispatch.c's, used by threads.c
 CORE = {"prm_table", "prm_table_for", "prm_table_of", "prm_apply", "prm_split_elems"}
