@@ -835,24 +835,36 @@ cdef int _target_id(object name) except -1:
     return t
 
 
-cdef int _rule_dtype(str rule, str dtype, int *r, int *d) except -1:
-    if rule not in ("ema", "rmsprop", "adam", "sgd"):
-        raise ValueError(f"rule must be one of 'ema', 'rmsprop', 'adam', 'sgd', got {rule!r}")
-    if dtype not in ("float32", "float64"):
+cdef int _rule_id(object rule) except -1:
+    """The id of ``rule`` ('ema', 'rmsprop', 'adam', 'sgd', 'memory_only')."""
+    if rule not in _RULE_IDS:
+        raise ValueError(f"rule must be one of {sorted(_RULE_IDS)}, got {rule!r}")
+    return _RULE_IDS[rule]
+
+
+cdef int _dtype_id(object dtype) except -2:
+    """PRM_F32 / PRM_F64 for np.float32 (a type), np.dtype("float32") or "float32"
+    (and float64 alike); -1 for anything else (each caller raises its own error)."""
+    name = getattr(dtype, "__name__", None) or getattr(dtype, "name", None) or dtype
+    return PRM_F32 if name == "float32" else PRM_F64 if name == "float64" else -1
+
+
+cdef int _rule_dtype(object rule, object dtype, int *r, int *d) except -1:
+    r[0] = _rule_id(rule)
+    d[0] = _dtype_id(dtype)
+    if d[0] < 0:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    r[0] = _RULE_IDS[rule]
-    d[0] = PRM_F32 if dtype == "float32" else PRM_F64
     return 0
 
 
-def rule_target(str rule, str dtype):
+def rule_target(rule, dtype):
     """The SIMD target updates of ``rule`` and ``dtype`` run on."""
     cdef int r, d
     _rule_dtype(rule, dtype, &r, &d)
     return _name(prm_rule_target(r, d))
 
 
-def set_rule_target(str rule, str dtype, name):
+def set_rule_target(rule, dtype, name):
     """Run updates of ``rule`` and ``dtype`` on target ``name`` (until set_simd);
     every target gives the same bits.  Safe from any thread, as set_simd."""
     cdef int r, d
@@ -860,17 +872,18 @@ def set_rule_target(str rule, str dtype, name):
     prm_set_rule_target(r, d, _target_id(name))
 
 
-def time_on(name, str rule, arrays, Py_ssize_t calls):
+def time_on(name, rule, arrays, Py_ssize_t calls):
     """Seconds that ``calls`` updates of ``rule`` take on target ``name``, serially,
     whatever the rule's own target: the 'auto' mode's measurement.  ``arrays`` as
     memory_only_update takes them, 2 (EMA: avg, x), 3 (RMSprop: param, grad,
     square_avg; SGD: param, grad, momentum_buffer) or 4 (Adam: param, grad,
     exp_avg, exp_avg_sq); torch's defaults (RMSprop lr 1e-2, SGD lr 1e-2 and
     momentum 0.9, Adam at step 10), no options.  The arrays change."""
-    cdef int r, d
-    _rule_dtype(rule, "float32", &r, &d)
+    if rule not in _RULE_ARRAYS:
+        raise ValueError(f"rule must be one of {sorted(_RULE_ARRAYS)}, got {rule!r}")
+    cdef int r = _rule_id(rule)
     cdef int t = _target_id(name)
-    cdef Py_ssize_t want = {"ema": 2, "rmsprop": 3, "sgd": 3, "adam": 4}[rule]
+    cdef Py_ssize_t want = _RULE_ARRAYS[rule]
     arrays = list(arrays)
     if len(arrays) != want:
         raise ValueError(f"{rule} takes {want} arrays, got {len(arrays)}")
@@ -973,6 +986,8 @@ def get_thread_threshold():
 
 _RULE_IDS = {"ema": PRM_EMA, "rmsprop": PRM_RMSPROP, "adam": PRM_ADAM, "sgd": PRM_SGD,
              "memory_only": PRM_TOUCH}
+# the arrays time_on takes per rule, in memory_only_update's order
+_RULE_ARRAYS = {"ema": 2, "rmsprop": 3, "adam": 4, "sgd": 3}
 
 
 def split_elements(rule, dtype):
@@ -980,13 +995,10 @@ def split_elements(rule, dtype):
     ('ema', 'rmsprop', 'adam', 'sgd', 'memory_only') and ``dtype`` (float32 or
     float64) is split across threads: the threshold over the rule's relative cost
     per element."""
-    if rule not in _RULE_IDS:
-        raise ValueError(f"rule must be one of {sorted(_RULE_IDS)}, got {rule!r}")
-    # np.float32 (a type), np.dtype("float32") or the string "float32"
-    name = getattr(dtype, "__name__", None) or getattr(dtype, "name", None) or dtype
-    if name not in ("float32", "float64"):
+    cdef int r = _rule_id(rule), d = _dtype_id(dtype)
+    if d < 0:
         raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
-    return prm_split_elems(_RULE_IDS[rule], PRM_F32 if name == "float32" else PRM_F64)
+    return prm_split_elems(r, d)
 
 
 def thread_mode():

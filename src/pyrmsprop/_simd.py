@@ -26,9 +26,9 @@ import numpy as np
 from pyrmsprop import _core
 from pyrmsprop._version import __version__
 
-RULES = ("ema", "rmsprop", "adam", "sgd")
+ARRAYS = _core._RULE_ARRAYS   # the arrays each rule's timing takes
+RULES = tuple(ARRAYS)         # ema, rmsprop, adam, sgd
 DTYPES = ("float32", "float64")
-ARRAYS = {"ema": 2, "rmsprop": 3, "adam": 4, "sgd": 3}
 ELEMS = 16384      # per array: every rule's arrays fit in a core's L2
 ROUNDS = 3         # timings per rule, dtype and target; the fastest counts
 WARM = 1e-3        # seconds a target runs untimed before each timing ...
