@@ -15,6 +15,7 @@ sanitizer builds (``tools/ci/sanitizers.sh``), e.g. ``-fsanitize=address -g``.
 
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 import runpy
 import sys
 import sysconfig
@@ -45,7 +46,9 @@ EXTRA_CFLAGS = os.environ.get("PYRMSPROP_EXTRA_CFLAGS", "").split()
 
 
 class build_target_libs(build_clib):
-    """build_clib that picks each target's flags once the compiler is known."""
+    """build_clib that picks each target's flags once the compiler is known, and
+    compiles the targets side by side (one compiler process per target, as many at
+    once as there are CPUs: each target file holds every kernel, tens of seconds)."""
 
     def build_libraries(self, libraries):
         msvc = self.compiler.compiler_type == "msvc"
@@ -56,7 +59,23 @@ class build_target_libs(build_clib):
             else:
                 info["cflags"] = _targets["KERNEL_FLAGS_GCC"] + gcc_flags + ["-fPIC"]
             info["cflags"] = info["cflags"] + EXTRA_CFLAGS
-        super().build_libraries(libraries)
+        if msvc and not getattr(self.compiler, "initialized", True):
+            self.compiler.initialize()   # once, before the threads share the compiler
+
+        def compile_one(item):
+            name, info = item
+            objects = self.compiler.compile(
+                info["sources"], output_dir=self.build_temp, macros=info.get("macros"),
+                include_dirs=info.get("include_dirs"), extra_postargs=info["cflags"],
+                debug=self.debug)
+            return name, objects
+
+        jobs = max(1, min(len(libraries), os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            built = list(pool.map(compile_one, libraries))
+        for name, objects in built:
+            self.compiler.create_static_lib(objects, name, output_dir=self.build_clib,
+                                            debug=self.debug)
 
 
 class build_ext_with_libs(build_ext):

@@ -18,23 +18,13 @@
 #endif
 #endif
 
-/* ---- tables ------------------------------------------------------------------ */
-#define PRM_TABLE(TGT)                                                              \
-    {                                                                               \
-        {prm_ema_f32_##TGT, prm_ema_f64_##TGT},                                     \
-        {prm_rmsprop_f32_##TGT, prm_rmsprop_f64_##TGT},                             \
-        {prm_adam_f32_##TGT, prm_adam_f64_##TGT},                                   \
-        {prm_sgd_f32_##TGT, prm_sgd_f64_##TGT},                                     \
-        {prm_touch_f32_##TGT, prm_touch_f64_##TGT},                                 \
-        {prm_nonfinite_f32_##TGT, prm_nonfinite_f64_##TGT},                         \
-    }
-
-static const prm_kernel_table table_baseline = PRM_TABLE(baseline);
+/* ---- tables (each target file defines its own: csrc/kernels/all.inc.c) -------- */
+#define table_baseline prm_table_baseline
 #ifdef PRM_HAVE_AVX2
-static const prm_kernel_table table_avx2 = PRM_TABLE(avx2);
+#define table_avx2 prm_table_avx2
 #endif
 #ifdef PRM_HAVE_AVX512
-static const prm_kernel_table table_avx512 = PRM_TABLE(avx512);
+#define table_avx512 prm_table_avx512
 #endif
 
 static const prm_kernel_table *const tables[PRM_NTARGETS] = {
@@ -212,6 +202,10 @@ static int rule_ok(int rule, int dtype)
     return rule >= 0 && rule < PRM_NRULES && (dtype == PRM_F32 || dtype == PRM_F64);
 }
 
+/* The per-rule target entry of a storage type: float64's for float64, float32's
+ * for every other (they all compute in float32). */
+static int compute_dtype(int dtype) { return dtype == PRM_F64 ? PRM_F64 : PRM_F32; }
+
 int prm_target_compiled(int target)
 {
     return target >= 0 && target < PRM_NTARGETS && tables[target] != NULL;
@@ -299,70 +293,103 @@ const char *prm_target_note(void)
 const prm_kernel_table *prm_table(void) { return tables[target_load()]; }
 const prm_kernel_table *prm_table_for(int rule, int dtype)
 {
-    return tables[prm_rule_target(rule, dtype)];
+    return tables[prm_rule_target(rule, compute_dtype(dtype))];
 }
 const prm_kernel_table *prm_table_of(int target)
 {
     return prm_target_supported(target) ? tables[target] : NULL;
 }
 
+/* ---- storage combinations ------------------------------------------------------ */
+int prm_combo(int param, int state, int master)
+{
+#define PRM_FIND(r, P, S, M)                                                              \
+    if (param == PRM_ID_##P && state == PRM_ID_##S && master == PRM_ID_##M)               \
+        return PRM_COMBO_##P##_##S##_##M;
+    PRM_COMBOS(PRM_FIND, _)
+#undef PRM_FIND
+    return -1;
+}
+
+int prm_job_supported(const prm_job *job)
+{
+    return job->rule >= 0 && job->rule < PRM_NRULES &&
+           prm_combo(job->dtype, job->state, job->master) >= 0;
+}
+
+static size_t storage_size(int s)
+{
+    return s == PRM_F64 ? 8 : s == PRM_F32 ? 4 : 2;
+}
+
+size_t prm_slot_size(const prm_job *job, int k)
+{
+    if (k == 5) {   /* the param's extra array */
+        return job->master == PRM_MASTER_FP32 ? 4
+             : job->master == PRM_MASTER_SPLIT || job->master == PRM_MASTER_KAHAN ? 2 : 0;
+    }
+    const int param_like = job->rule == PRM_EMA ? k == 1 : k <= 1;
+    return storage_size(param_like ? job->dtype : job->state);
+}
+
+/* ---- stochastic rounding keys ----------------------------------------------------
+ * One 32-bit key per (seed, step, tensor, slot, index / 2^32): splitmix64's
+ * finalizer over their combination, folded to 32 bits; the kernels mix it with the
+ * element's index (prm_bits). */
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint32_t sr_key(const prm_job *job, ptrdiff_t t, int k, uint64_t high)
+{
+    uint64_t z = mix64(job->seed + 0x9e3779b97f4a7c15ull);
+    z = mix64(z ^ job->step);
+    z = mix64(z ^ (uint64_t)t);
+    z = mix64(z ^ ((uint64_t)k << 56) ^ high);
+    return (uint32_t)(z ^ (z >> 32));
+}
+
 /* ---- apply one tensor's slice [lo, hi) --------------------------------------- */
+static void apply_part(const prm_kernel_fn fn, const prm_job *job, ptrdiff_t t, ptrdiff_t lo,
+                       ptrdiff_t hi)
+{
+    char *const *a = job->ptrs + t * PRM_MAX_ARRAYS;
+    char *x[PRM_MAX_ARRAYS];
+    prm_pos pos;
+    for (int k = 0; k < PRM_MAX_ARRAYS; k++) {
+        x[k] = a[k] ? a[k] + (size_t)lo * prm_slot_size(job, k) : NULL;
+        pos.key[k] = job->master == PRM_MASTER_STOCHASTIC
+                         ? sr_key(job, t, k, (uint64_t)lo >> 32) : 0;
+    }
+    pos.first = (uint32_t)((uint64_t)lo & 0xffffffffu);
+    fn(x, hi - lo, job->params, &pos);
+}
+
 void prm_apply(const prm_kernel_table *tb, const prm_job *job, ptrdiff_t t, ptrdiff_t lo,
                ptrdiff_t hi)
 {
-    const size_t es = job->dtype == PRM_F32 ? sizeof(float) : sizeof(double);
-    char *const *a = job->ptrs + t * PRM_MAX_ARRAYS;
-    char *x[PRM_MAX_ARRAYS];
-    for (int k = 0; k < PRM_MAX_ARRAYS; k++) x[k] = a[k] ? a[k] + (size_t)lo * es : NULL;
-    const ptrdiff_t n = hi - lo;
-    const int d = job->dtype;
-    switch (job->rule) {
-    case PRM_EMA:
-        if (d == PRM_F32) tb->ema.f32((float *)x[0], (const float *)x[1], n, job->params);
-        else tb->ema.f64((double *)x[0], (const double *)x[1], n, job->params);
-        break;
-    case PRM_RMSPROP:
-        if (d == PRM_F32)
-            tb->rmsprop.f32((float *)x[0], (const float *)x[1], (float *)x[2], (float *)x[3],
-                            (float *)x[4], n, job->params);
-        else
-            tb->rmsprop.f64((double *)x[0], (const double *)x[1], (double *)x[2],
-                            (double *)x[3], (double *)x[4], n, job->params);
-        break;
-    case PRM_ADAM:
-        if (d == PRM_F32)
-            tb->adam.f32((float *)x[0], (const float *)x[1], (float *)x[2], (float *)x[3],
-                         (float *)x[4], n, job->params);
-        else
-            tb->adam.f64((double *)x[0], (const double *)x[1], (double *)x[2], (double *)x[3],
-                         (double *)x[4], n, job->params);
-        break;
-    case PRM_SGD:
-        if (d == PRM_F32)
-            tb->sgd.f32((float *)x[0], (const float *)x[1], (float *)x[2], n, job->params);
-        else
-            tb->sgd.f64((double *)x[0], (const double *)x[1], (double *)x[2], n, job->params);
-        break;
-    case PRM_TOUCH:
-        if (d == PRM_F32)
-            tb->touch.f32((float *)x[0], (const float *)x[1], (float *)x[2], (float *)x[3], n);
-        else
-            tb->touch.f64((double *)x[0], (const double *)x[1], (double *)x[2], (double *)x[3],
-                          n);
-        break;
-    default:
-        break;
+    const int c = prm_combo(job->dtype, job->state, job->master);
+    if (c < 0 || job->rule < 0 || job->rule >= PRM_NRULES) return;
+    const prm_kernel_fn fn = tb->fn[job->rule][c];
+    /* a part never crosses a multiple of 2^32 elements: the keys change there */
+    while (lo < hi) {
+        const uint64_t next = ((uint64_t)lo | 0xffffffffull) + 1;
+        const ptrdiff_t end = (uint64_t)hi > next ? (ptrdiff_t)next : hi;
+        apply_part(fn, job, t, lo, end);
+        lo = end;
     }
 }
 
 int prm_any_nonfinite(int dtype, char *const *ptrs, const ptrdiff_t *lens, ptrdiff_t ntensors)
 {
-    const prm_kernel_table *tb = prm_table();
+    if (dtype < 0 || dtype >= PRM_NSTORAGE) return 0;
+    const prm_nonfinite_fn fn = prm_table()->nonfinite[dtype];
     for (ptrdiff_t t = 0; t < ntensors; t++) {
         if (lens[t] == 0) continue;
-        const int bad = dtype == PRM_F32 ? tb->nonfinite.f32((const float *)ptrs[t], lens[t])
-                                         : tb->nonfinite.f64((const double *)ptrs[t], lens[t]);
-        if (bad) return 1;
+        if (fn(ptrs[t], lens[t])) return 1;
     }
     return 0;
 }

@@ -1,15 +1,16 @@
 /*
  * pyrmsprop.h -- the one public header of the pyrmsprop kernels.
  *
- * Every kernel is compiled once per SIMD target from the same source
- * (csrc/kernels/<rule>.inc.c); the target name is pasted onto the symbol, e.g.
- * prm_adam_f32_avx2.  dispatch.c picks one table of kernels at import time and
+ * Every kernel is compiled once per SIMD target and storage combination from the
+ * same source (csrc/kernels/<rule>.inc.c); both are pasted onto the symbol, e.g.
+ * prm_adam_bf16_f32_none_avx2.  dispatch.c picks one table of kernels at import time and
  * prm_run() applies a job (one array or a list of arrays) through it, split
  * across the thread pool above a size threshold.
  *
  * All scalars arrive in double precision in a params struct whose every
  * step-dependent constant (1 - alpha, lr / bc1, ...) is already computed by the
- * caller; kernels cast them to the array's type once, before the loop.
+ * caller; kernels cast them to the compute type (float32, or float64 for float64
+ * params) once, before the loop.
  */
 #ifndef PYRMSPROP_H
 #define PYRMSPROP_H
@@ -55,8 +56,8 @@ typedef struct {
     double lr, momentum, one_minus_dampening, weight_decay;
 } prm_sgd_params;
 
-/* ---- kernel prototypes ------------------------------------------------------
- * EMA:     a0 avg (rw), a1 x (r)
+/* ---- array slots --------------------------------------------------------------
+ * EMA:     a0 avg (rw, state storage), a1 x (r, param storage)
  * RMSprop: a0 p (rw), a1 g (r), a2 square_avg (rw), a3 grad_avg (rw, centered),
  *          a4 momentum_buffer (rw, momentum)
  * Adam:    a0 p (rw), a1 g (r), a2 exp_avg (rw), a3 exp_avg_sq (rw),
@@ -65,35 +66,35 @@ typedef struct {
  * touch:   a0 (rw), a1 (r), a2 (rw, optional), a3 (rw, optional): the memory-only
  *          loop that moves a rule's bytes with one add per store (the bandwidth
  *          limit the benchmark reports against)
- * Arrays an option does not use may be NULL.
+ * every rule: a5 the param's master copy (float32), low halves (uint16) or
+ *          compensation (param storage), by the job's master mode
+ * Arrays an option does not use are NULL.  The kernels are internal
+ * (prm_dispatch.h): one per rule, storage combination and SIMD target.
  */
-#define PRM_DECLARE_KERNELS(T, SFX, TGT)                                                     \
-    void prm_ema_##SFX##_##TGT(T *avg, const T *x, ptrdiff_t n, const prm_ema_params *hp);   \
-    void prm_rmsprop_##SFX##_##TGT(T *p, const T *g, T *s, T *m, T *buf, ptrdiff_t n,        \
-                                   const prm_rmsprop_params *hp);                            \
-    void prm_adam_##SFX##_##TGT(T *p, const T *g, T *m, T *v, T *vmax, ptrdiff_t n,          \
-                                const prm_adam_params *hp);                                  \
-    void prm_sgd_##SFX##_##TGT(T *p, const T *g, T *buf, ptrdiff_t n,                        \
-                               const prm_sgd_params *hp);                                    \
-    void prm_touch_##SFX##_##TGT(T *a0, const T *a1, T *a2, T *a3, ptrdiff_t n);           \
-    int prm_nonfinite_##SFX##_##TGT(const T *x, ptrdiff_t n);
-
-#define PRM_DECLARE_TARGET(TGT)            \
-    PRM_DECLARE_KERNELS(float, f32, TGT)   \
-    PRM_DECLARE_KERNELS(double, f64, TGT)
-
-PRM_DECLARE_TARGET(baseline)
-PRM_DECLARE_TARGET(avx2)
-PRM_DECLARE_TARGET(avx512)
 
 /* ---- jobs: one rule applied to a list of equally long array tuples --------- */
 enum { PRM_EMA = 0, PRM_RMSPROP = 1, PRM_ADAM = 2, PRM_SGD = 3, PRM_TOUCH = 4, PRM_NRULES };
-enum { PRM_F32 = 0, PRM_F64 = 1 };
-#define PRM_MAX_ARRAYS 5
+/* storage types: params and grads any; state float64 for float64 params, float32
+ * or bfloat16 for float32 and bfloat16 params, float32 or float16 for float16 */
+enum { PRM_F32 = 0, PRM_F64 = 1, PRM_BF16 = 2, PRM_F16 = 3, PRM_NSTORAGE };
+/* how a 16-bit param is kept (float32/float64 params: PRM_MASTER_NONE only) */
+enum {
+    PRM_MASTER_NONE = 0,       /* the param alone, rounded to nearest even           */
+    PRM_MASTER_FP32 = 1,       /* a float32 master in slot 5; param = it, rounded    */
+    PRM_MASTER_SPLIT = 2,      /* bfloat16: slot 5 holds the low halves (uint16)     */
+    PRM_MASTER_KAHAN = 3,      /* slot 5: a compensation array, param storage        */
+    PRM_MASTER_STOCHASTIC = 4, /* every 16-bit value written rounded stochastically  */
+    PRM_NMASTER
+};
+#define PRM_MAX_ARRAYS 6
 
 typedef struct {
     int rule;                  /* PRM_EMA ... PRM_TOUCH                              */
-    int dtype;                 /* PRM_F32 / PRM_F64                                  */
+    int dtype;                 /* the param's and grad's storage (EMA: x's)          */
+    int state;                 /* the state arrays' storage (EMA: avg's)             */
+    int master;                /* PRM_MASTER_*                                       */
+    uint64_t seed, step;       /* stochastic rounding: the key, with the tensor's
+                                  index, slot and each element's index              */
     ptrdiff_t ntensors;        /* number of tensors (1 for the functional API)       */
     char *const *ptrs;         /* ntensors * PRM_MAX_ARRAYS pointers, tensor-major   */
     const ptrdiff_t *lens;     /* ntensors lengths, in elements                      */
@@ -105,9 +106,12 @@ typedef struct {
  * fails; results are bit-identical for every split.  Call without the GIL. */
 void prm_run(const prm_job *job);
 
-/* 1 if any element of the ntensors arrays ptrs[t] (lens[t] elements) is NaN or
- * +-Inf.  Serial; call without the GIL. */
+/* 1 if any element of the ntensors arrays ptrs[t] (lens[t] elements, of storage
+ * dtype) is NaN or +-Inf.  Serial; call without the GIL. */
 int prm_any_nonfinite(int dtype, char *const *ptrs, const ptrdiff_t *lens, ptrdiff_t ntensors);
+
+/* 1 if the job's (rule, dtype, state, master) has kernels (prm_run needs it). */
+int prm_job_supported(const prm_job *job);
 
 /* ---- dispatch ---------------------------------------------------------------- */
 enum { PRM_TARGET_BASELINE = 0, PRM_TARGET_AVX2 = 1, PRM_TARGET_AVX512 = 2, PRM_NTARGETS };

@@ -186,7 +186,7 @@ static struct {
     const ptrdiff_t *cstart;    /* first chunk of each tensor, ntensors + 1 entries   */
     const prm_kernel_table *tb;
 } pool = {PRM_MUTEX_INIT, PRM_COND_INIT, PRM_COND_INIT, 0, 0, 0, 0, 0, 0, 0,
-          {0, 0, 0, NULL, NULL, NULL}, NULL, NULL};
+          {0}, NULL, NULL};
 
 /* range 0 is the caller's, range k + 1 worker k's */
 static prm_range ranges[PRM_MAX_WORKERS + 1];
@@ -207,8 +207,6 @@ static prm_atomic caller_cpu = -1;
 #define TICKET_NEXT(t) ((t) & 0xffffff)
 
 /* ---- chunk geometry ------------------------------------------------------------- */
-static size_t elem_size(int dtype) { return dtype == PRM_F32 ? sizeof(float) : sizeof(double); }
-
 /* Elements of tensor t before the 64-byte boundary that the most of its arrays share
  * (ties: the parameter's, slot 0); 0 for short tensors or when no array's address
  * is a multiple of the element size. */
@@ -216,12 +214,12 @@ static ptrdiff_t align_head(const prm_job *job, ptrdiff_t t)
 {
     const ptrdiff_t n = job->lens[t];
     if (n < PRM_PEEL_MIN) return 0;
-    const size_t es = elem_size(job->dtype);
     char *const *a = job->ptrs + t * PRM_MAX_ARRAYS;
     ptrdiff_t heads[PRM_MAX_ARRAYS];
     int votes[PRM_MAX_ARRAYS], kinds = 0, best = -1;
     for (int k = 0; k < PRM_MAX_ARRAYS; k++) {
-        if (a[k] == NULL) continue;
+        const size_t es = prm_slot_size(job, k);
+        if (a[k] == NULL || es == 0) continue;
         const size_t off = (size_t)((uintptr_t)a[k] % PRM_ALIGN);
         if (off % es != 0) continue;
         const ptrdiff_t h = (ptrdiff_t)(((PRM_ALIGN - off) % PRM_ALIGN) / es);
@@ -497,8 +495,10 @@ ptrdiff_t prm_get_thread_threshold(void) { return (ptrdiff_t)a_load(&threshold);
 ptrdiff_t prm_split_elems(int rule, int dtype)
 {
     const ptrdiff_t threshold_now = (ptrdiff_t)a_load(&threshold);
-    const ptrdiff_t w = (rule >= 0 && rule < PRM_NRULES && (dtype == PRM_F32 || dtype == PRM_F64))
-                            ? weight[rule][dtype] : 1;
+    /* every storage but float64 computes in float32: float32's weight */
+    const int d = dtype == PRM_F64 ? PRM_F64 : PRM_F32;
+    const ptrdiff_t w = (rule >= 0 && rule < PRM_NRULES && dtype >= 0 && dtype < PRM_NSTORAGE)
+                            ? weight[rule][d] : 1;
     /* ceil(threshold / w) without forming threshold + w - 1, which overflows for
      * thresholds near PTRDIFF_MAX (a negative result would split every job) */
     return threshold_now / w + (threshold_now % w != 0);

@@ -226,8 +226,12 @@ def test_split_elements_weigh_the_cost_per_element():
     assert {_core.split_elements(r, np.float64) for r in f32} == {0}
     with pytest.raises(ValueError, match="rule must be one of"):
         _core.split_elements("adagrad", np.float32)
-    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
-        _core.split_elements("adam", np.float16)
+    # 16-bit storage computes in float32: float32's weight
+    _core.set_thread_threshold(t)
+    assert _core.split_elements("adam", "bfloat16") == f32["adam"]
+    assert _core.split_elements("adam", np.float16) == f32["adam"]
+    with pytest.raises(TypeError, match="dtype must be float32, float64, bfloat16 or float16"):
+        _core.split_elements("adam", np.int16)
 
 
 def test_show_config_dicts():

@@ -237,9 +237,9 @@ def error_cases(name):
             (f"shape-{lst}", wrong_shape, ValueError,
              rf"{lst}\[{t}\] has shape .* but {lists[0]}\[{t}\]" if k else rf"{lst}\[{t}\]"),
             (f"dtype-{lst}", wrong_dtype, TypeError,
-             rf"{lst}\[{t}\] has dtype float64 but {lists[0]}\[0\] has dtype float32"),
+             rf"{lst}\[{t}\] has dtype float64,? but \w+\[0\] has dtype float32"),
             (f"int-{lst}", int_dtype, TypeError,
-             rf"{lst}\[{t}\] must have dtype float32 or float64, got int32"),
+             rf"{lst}\[{t}\] must have dtype float32, float64, bfloat16 or float16, got int32"),
             (f"notarray-{lst}", not_array, TypeError, rf"{lst}\[{t}\] must be a numpy array"),
             (f"short-{lst}", short, ValueError,
              f"{lst} has {n - 1} arrays but {lists[0]} has {n}" if k else

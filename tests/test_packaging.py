@@ -132,12 +132,10 @@ USAGE = textwrap.dedent("""\
 
     # The stubs must reject what the module rejects (--warn-unused-ignores fails
     # the run if one of these stops being an error).
-    pyrmsprop.ema_update(d, g, beta=0.9)  # type: ignore[type-var]
     pyrmsprop.adam_update(p, g, m, v, step=1.0)  # type: ignore[arg-type]
     pyrmsprop.sgd_update(p, g, 0.1)  # type: ignore[call-arg]
     pyrmsprop.set_simd(2)  # type: ignore[arg-type]
-    ints = np.arange(3)
-    _core.all_finite([ints])  # type: ignore[list-item]
+    _core.all_finite(3)  # type: ignore[arg-type]
 """)
 
 

@@ -181,6 +181,8 @@ def test_wrong_dtype(fn, dtype):
     swapped = np.dtype(dtype).newbyteorder("S")
     for name in spec.arrays:
         for bad in (np.int64, np.float16, np.complex64, np.bool_, np.longdouble, swapped):
+            if bad is np.float16 and fn.startswith("ema") and name == "x" and dtype == np.float32:
+                continue    # a float32 average of float16 values is allowed (test_storage.py)
             rejects(spec, replaced(arrays, name, arrays[name].astype(bad)), TypeError, [name],
                     f"{name} of dtype {np.dtype(bad).str}")
 

@@ -18,6 +18,13 @@ cdef extern from "pyrmsprop.h" nogil:
         PRM_TOUCH
         PRM_F32
         PRM_F64
+        PRM_BF16
+        PRM_F16
+        PRM_MASTER_NONE
+        PRM_MASTER_FP32
+        PRM_MASTER_SPLIT
+        PRM_MASTER_KAHAN
+        PRM_MASTER_STOCHASTIC
         PRM_MAX_ARRAYS
         PRM_NTARGETS
 
@@ -40,12 +47,16 @@ cdef extern from "pyrmsprop.h" nogil:
     ctypedef struct prm_job:
         int rule
         int dtype
+        int state
+        int master
+        unsigned long long seed, step
         Py_ssize_t ntensors
         char **ptrs
         const Py_ssize_t *lens
         const void *params
 
     void prm_run(const prm_job *job) noexcept
+    int prm_job_supported(const prm_job *job) noexcept
     int prm_any_nonfinite(int dtype, char **ptrs, const Py_ssize_t *lens,
                           Py_ssize_t ntensors) noexcept
 

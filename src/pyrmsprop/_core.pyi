@@ -2,44 +2,53 @@
 # tests/test_packaging.py checks them with mypy and stubtest, and that their
 # names match the module's, so they cannot drift from the binding.
 #
-# All arrays of one call share one dtype: the constrained TypeVar _F makes a
-# float32/float64 mix a type error, as it is a TypeError at run time.
+# Arrays are float32, float64, bfloat16 (ml_dtypes) or float16, and a call's state
+# dtype may differ from its param's (bfloat16 state for float32 params, say): which
+# combinations are allowed is checked at run time (a TypeError naming the argument),
+# so the stubs take any array.
 
 from collections.abc import Sequence
-from typing import Any, SupportsIndex, TypeAlias, TypeVar
+from typing import Any, SupportsIndex, TypeAlias
 
 import numpy as np
-from numpy.typing import NDArray
 
-_F = TypeVar("_F", np.float32, np.float64)
+_A: TypeAlias = np.ndarray[Any, Any]
 # Any shape: numpy's stubs give np.zeros(100) the shape type tuple[int], and list is
-# invariant, so list[NDArray[_F]] (shape tuple[int, ...]) would refuse [np.zeros(100)].
-_Arrays: TypeAlias = list[np.ndarray[Any, np.dtype[_F]]] | tuple[NDArray[_F], ...]
-_Floats: TypeAlias = NDArray[np.floating[Any]]  # float32/float64 arrays, mixed allowed
+# invariant, so a list of a narrower array type would refuse [np.zeros(100)].
+_Arrays: TypeAlias = list[np.ndarray[Any, Any]] | tuple[np.ndarray[Any, Any], ...]
+_Floats: TypeAlias = _A
 
 # ---- one array per argument --------------------------------------------------
-def ema_update(avg: NDArray[_F], x: NDArray[_F], *, beta: float) -> None: ...
+def ema_update(
+    avg: _A, x: _A, *, beta: float, seed: SupportsIndex | None = None,
+    step: SupportsIndex | None = None
+) -> None: ...
 def rmsprop_update(
-    param: NDArray[_F],
-    grad: NDArray[_F],
-    square_avg: NDArray[_F],
+    param: _A,
+    grad: _A,
+    square_avg: _A,
     *,
     lr: float = 1e-2,
     alpha: float = 0.99,
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     momentum: float = 0.0,
-    momentum_buffer: NDArray[_F] | None = None,
+    momentum_buffer: _A | None = None,
     centered: bool = False,
-    grad_avg: NDArray[_F] | None = None,
+    grad_avg: _A | None = None,
     eps_in_sqrt: bool = False,
     maximize: bool = False,
+    master_param: _A | None = None,
+    param_lo: _A | None = None,
+    compensation: _A | None = None,
+    seed: SupportsIndex | None = None,
+    step: SupportsIndex | None = None,
 ) -> None: ...
 def adam_update(
-    param: NDArray[_F],
-    grad: NDArray[_F],
-    exp_avg: NDArray[_F],
-    exp_avg_sq: NDArray[_F],
+    param: _A,
+    grad: _A,
+    exp_avg: _A,
+    exp_avg_sq: _A,
     *,
     step: SupportsIndex,
     lr: float = 1e-3,
@@ -49,51 +58,72 @@ def adam_update(
     weight_decay: float = 0.0,
     decoupled_weight_decay: bool = False,
     amsgrad: bool = False,
-    max_exp_avg_sq: NDArray[_F] | None = None,
+    max_exp_avg_sq: _A | None = None,
     maximize: bool = False,
+    master_param: _A | None = None,
+    param_lo: _A | None = None,
+    compensation: _A | None = None,
+    seed: SupportsIndex | None = None,
 ) -> None: ...
 def sgd_update(
-    param: NDArray[_F],
-    grad: NDArray[_F],
+    param: _A,
+    grad: _A,
     *,
     lr: float,
     momentum: float = 0.0,
-    momentum_buffer: NDArray[_F] | None = None,
+    momentum_buffer: _A | None = None,
     dampening: float = 0.0,
     nesterov: bool = False,
     weight_decay: float = 0.0,
     maximize: bool = False,
+    master_param: _A | None = None,
+    param_lo: _A | None = None,
+    compensation: _A | None = None,
+    seed: SupportsIndex | None = None,
+    step: SupportsIndex | None = None,
 ) -> None: ...
 def memory_only_update(
-    a0: NDArray[_F], a1: NDArray[_F], a2: NDArray[_F] | None = None, a3: NDArray[_F] | None = None
+    a0: _A, a1: _A, a2: _A | None = None, a3: _A | None = None, *, extra: _A | None = None
 ) -> None: ...
+def bf16_bits(bits: _A) -> object: ...
 
 # ---- lists of arrays, one compiled call --------------------------------------
 def ema_update_multi(
-    avgs: _Arrays[_F], xs: _Arrays[_F], *, beta: float, _validate_only: bool = False
+    avgs: _Arrays,
+    xs: _Arrays,
+    *,
+    beta: float,
+    seed: SupportsIndex | None = None,
+    step: SupportsIndex | None = None,
+    _validate_only: bool = False,
 ) -> None: ...
 def rmsprop_update_multi(
-    params: _Arrays[_F],
-    grads: _Arrays[_F],
-    square_avgs: _Arrays[_F],
+    params: _Arrays,
+    grads: _Arrays,
+    square_avgs: _Arrays,
     *,
     lr: float = 1e-2,
     alpha: float = 0.99,
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     momentum: float = 0.0,
-    momentum_buffers: _Arrays[_F] | None = None,
+    momentum_buffers: _Arrays | None = None,
     centered: bool = False,
-    grad_avgs: _Arrays[_F] | None = None,
+    grad_avgs: _Arrays | None = None,
     eps_in_sqrt: bool = False,
     maximize: bool = False,
+    master_params: _Arrays | None = None,
+    param_los: _Arrays | None = None,
+    compensations: _Arrays | None = None,
+    seed: SupportsIndex | None = None,
+    step: SupportsIndex | None = None,
     _validate_only: bool = False,
 ) -> None: ...
 def adam_update_multi(
-    params: _Arrays[_F],
-    grads: _Arrays[_F],
-    exp_avgs: _Arrays[_F],
-    exp_avg_sqs: _Arrays[_F],
+    params: _Arrays,
+    grads: _Arrays,
+    exp_avgs: _Arrays,
+    exp_avg_sqs: _Arrays,
     *,
     step: SupportsIndex,
     lr: float = 1e-3,
@@ -103,22 +133,31 @@ def adam_update_multi(
     weight_decay: float = 0.0,
     decoupled_weight_decay: bool = False,
     amsgrad: bool = False,
-    max_exp_avg_sqs: _Arrays[_F] | None = None,
+    max_exp_avg_sqs: _Arrays | None = None,
     maximize: bool = False,
+    master_params: _Arrays | None = None,
+    param_los: _Arrays | None = None,
+    compensations: _Arrays | None = None,
+    seed: SupportsIndex | None = None,
     _validate_only: bool = False,
 ) -> None: ...
 def sgd_update_multi(
-    params: _Arrays[_F],
-    grads: _Arrays[_F],
+    params: _Arrays,
+    grads: _Arrays,
     *,
     lr: float,
     momentum: float = 0.0,
-    momentum_buffers: _Arrays[_F] | None = None,
+    momentum_buffers: _Arrays | None = None,
     dampening: float = 0.0,
     nesterov: bool = False,
     weight_decay: float = 0.0,
     maximize: bool = False,
     first_step: bool = False,
+    master_params: _Arrays | None = None,
+    param_los: _Arrays | None = None,
+    compensations: _Arrays | None = None,
+    seed: SupportsIndex | None = None,
+    step: SupportsIndex | None = None,
     _validate_only: bool = False,
 ) -> None: ...
 def all_finite(arrays: list[_Floats] | tuple[_Floats, ...]) -> bool: ...

@@ -24,33 +24,42 @@ import sys
 from pyrmsprop._core cimport *
 
 cdef char _NATIVE = b'<' if sys.byteorder == "little" else b'>'
+cdef enum:
+    # array slots per tensor (PRM_MAX_ARRAYS): 0 param, 1 grad, 2-4 state, 5 the
+    # param's master copy / low halves / compensation
+    _NS = 6
+    # a 16-bit integer buffer: the low halves of a "split" master (never a float array)
+    _U16 = 100
 
 # ---------------------------------------------------------------------------
 # arrays
 # ---------------------------------------------------------------------------
 
 cdef struct Bufs:
-    # ntensors x 5 slots (PRM_MAX_ARRAYS), tensor-major; slot k of tensor t is t*5+k
+    # ntensors x 6 slots (PRM_MAX_ARRAYS), tensor-major; slot k of tensor t is t*6+k
     Py_buffer *views
     bint *have
     bint *written
     char **ptrs
     Py_ssize_t *lens
     Py_ssize_t ntensors
-    int dtype
+    int rule                    # PRM_EMA ... PRM_TOUCH: which slots are state
+    int dtype                   # the param's and grad's storage (EMA: x's), -1 until taken
+    int state                   # the state arrays' storage, -1 until taken
+    int master                  # PRM_MASTER_*
     bint multi                  # name arguments "params[3]" rather than "param"
 
 
 cdef struct Single:
     # storage of a one-tensor call, on the stack
-    Py_buffer views[5]
-    bint have[5]
-    bint written[5]
-    char *ptrs[5]
+    Py_buffer views[6]
+    bint have[6]
+    bint written[6]
+    char *ptrs[6]
     Py_ssize_t lens[1]
 
 
-cdef inline Bufs _single(Single *s) noexcept:
+cdef inline Bufs _single(Single *s, int rule, int master=PRM_MASTER_NONE) noexcept:
     memset(s, 0, sizeof(Single))
     cdef Bufs b
     b.views = s.views
@@ -59,7 +68,10 @@ cdef inline Bufs _single(Single *s) noexcept:
     b.ptrs = s.ptrs
     b.lens = s.lens
     b.ntensors = 1
+    b.rule = rule
     b.dtype = -1
+    b.state = -1
+    b.master = master
     b.multi = False
     return b
 
@@ -68,7 +80,7 @@ cdef void _release(Bufs *b) noexcept:
     cdef Py_ssize_t i
     if b.have == NULL:
         return
-    for i in range(b.ntensors * 5):
+    for i in range(b.ntensors * _NS):
         if b.have[i]:
             PyBuffer_Release(&b.views[i])
             b.have[i] = False
@@ -78,13 +90,16 @@ cdef class _Multi:
     """Heap storage for a multi-tensor call; releases every buffer when freed."""
     cdef Bufs b
 
-    def __cinit__(self, Py_ssize_t ntensors):
+    def __cinit__(self, Py_ssize_t ntensors, int rule, int master):
         self.b.ntensors = ntensors
+        self.b.rule = rule
         self.b.dtype = -1
+        self.b.state = -1
+        self.b.master = master
         self.b.multi = True
-        if ntensors < 0 or ntensors > PY_SSIZE_T_MAX // (5 * <Py_ssize_t>sizeof(Py_buffer)):
-            raise MemoryError()             # ntensors * 5 * sizeof would overflow
-        cdef Py_ssize_t m = ntensors * 5 if ntensors > 0 else 1
+        if ntensors < 0 or ntensors > PY_SSIZE_T_MAX // (_NS * <Py_ssize_t>sizeof(Py_buffer)):
+            raise MemoryError()             # ntensors * 6 * sizeof would overflow
+        cdef Py_ssize_t m = ntensors * _NS if ntensors > 0 else 1
         self.b.views = <Py_buffer *>calloc(m, sizeof(Py_buffer))
         self.b.have = <bint *>calloc(m, sizeof(bint))
         self.b.written = <bint *>calloc(m, sizeof(bint))
@@ -115,6 +130,10 @@ cdef int _dtype_of(const Py_buffer *v) noexcept:
         return PRM_F32
     if f[0] == b'd' and v.itemsize == 8:
         return PRM_F64
+    if f[0] == b'e' and v.itemsize == 2:
+        return PRM_F16
+    if (f[0] == b'H' or f[0] == b'h') and v.itemsize == 2:
+        return _U16
     return -1
 
 
@@ -126,8 +145,39 @@ cdef str _dtype_name(object obj, const Py_buffer *v):
     return f"buffer format {v.format.decode('ascii', 'replace')!r}"
 
 
+_STORAGE_NAMES = {PRM_F32: "float32", PRM_F64: "float64", PRM_BF16: "bfloat16",
+                  PRM_F16: "float16", _U16: "uint16"}
+
+
 cdef inline str _float_name(int dtype):
-    return "float32" if dtype == PRM_F32 else "float64"
+    return _STORAGE_NAMES[dtype]
+
+
+# the state storage types each param storage allows, the first its default
+_STATE_FOR = {PRM_F64: (PRM_F64,), PRM_F32: (PRM_F32, PRM_BF16),
+              PRM_BF16: (PRM_BF16, PRM_F32), PRM_F16: (PRM_F16, PRM_F32)}
+
+
+cdef class _BF16Bits:
+    """A 16-bit integer array (a torch bfloat16 tensor's .view(torch.int16).numpy(),
+    say) to be read and written as the bfloat16 numbers whose bits it holds."""
+    cdef public object bits
+
+    def __init__(self, bits):
+        self.bits = bits
+
+
+def bf16_bits(bits):
+    """Wrap a 16-bit integer array so that the update functions take it as bfloat16
+    (no copy; pyrmsprop.torch passes bfloat16 tensors this way)."""
+    return _BF16Bits(bits)
+
+
+cdef inline bint _is_bf16_ndarray(object obj):
+    # an ml_dtypes.bfloat16 numpy array: numpy cannot export its dtype through the
+    # buffer protocol, so it is taken through a uint16 view of the same memory
+    d = getattr(obj, "dtype", None)
+    return d is not None and getattr(d, "name", None) == "bfloat16" and hasattr(obj, "view")
 
 
 cdef tuple _shape(const Py_buffer *v):
@@ -147,38 +197,101 @@ cdef str _argname(tuple names, int k, Py_ssize_t t, bint multi):
     return f"{names[k]}[{t}]" if multi else names[k]
 
 
+cdef inline int _role(const Bufs *b, int k) noexcept:
+    """0: param-like (param, grad; EMA's x), 1: a state array (EMA's avg), 2: slot 5."""
+    if k == 5:
+        return 2
+    if b.rule == PRM_EMA:
+        return 1 if k == 0 else 0
+    return 0 if k <= 1 else 1
+
+
+cdef int _first_of(const Bufs *b, int role) noexcept:
+    """The first slot of tensor 0 taken in this role (to name it in errors)."""
+    cdef int k
+    for k in range(_NS):
+        if b.have[k] and _role(b, k) == role:
+            return k
+    return 0
+
+
+cdef int _check_dtype(Bufs *b, Py_ssize_t t, int k, int dt, tuple names) except -1:
+    cdef bint multi = b.multi
+    cdef int role = _role(b, k), other
+    cdef str me = _argname(names, k, t, multi)
+    if dt == _U16 and not (role == 2 and b.master == PRM_MASTER_SPLIT):
+        raise TypeError(f"{me} must have dtype float32, float64, bfloat16 or float16, got uint16")
+    if role == 2:
+        want = (PRM_F32 if b.master == PRM_MASTER_FP32 else
+                _U16 if b.master == PRM_MASTER_SPLIT else b.dtype)
+        if dt != want:
+            raise TypeError(f"{me} must have dtype {_float_name(want)}, got {_float_name(dt)}")
+        return 0
+    if role == 0:
+        if b.dtype < 0:
+            b.dtype = dt
+        elif dt != b.dtype:
+            other = _first_of(b, 0)
+            raise TypeError(
+                f"{me} has dtype {_float_name(dt)} but {_argname(names, other, 0, multi)} has "
+                f"dtype {_float_name(b.dtype)}; a param and its grad share one dtype")
+    else:
+        if b.state < 0:
+            b.state = dt
+        elif dt != b.state:
+            other = _first_of(b, 1)
+            raise TypeError(
+                f"{me} has dtype {_float_name(dt)} but {_argname(names, other, 0, multi)} has "
+                f"dtype {_float_name(b.state)}; all state arrays share one dtype")
+    if b.dtype >= 0 and b.state >= 0 and b.state not in _STATE_FOR[b.dtype]:
+        p = _argname(names, _first_of(b, 0) if role == 1 else k, 0 if role == 1 else t, multi)
+        st = _argname(names, k if role == 1 else _first_of(b, 1), t if role == 1 else 0, multi)
+        allowed = " or ".join(_float_name(x) for x in _STATE_FOR[b.dtype])
+        raise TypeError(
+            f"{st} has dtype {_float_name(b.state)}, but {p} has dtype "
+            f"{_float_name(b.dtype)}, whose state must be {allowed}")
+    return 0
+
+
 cdef int _take(Bufs *b, Py_ssize_t t, int k, object obj, tuple names, bint written) except -1:
     """Acquire obj as slot k of tensor t and check it, alone and against the
-    tensor's slot 0 (shape) and the call's first array (dtype)."""
+    tensor's slot 0 (shape) and the call's dtypes (param, state, slot 5)."""
     cdef bint multi = b.multi
-    cdef Py_ssize_t i = t * 5 + k
+    cdef Py_ssize_t i = t * _NS + k
     cdef Py_buffer *v = &b.views[i]
-    if not PyObject_CheckBuffer(obj):
-        raise TypeError(f"{_argname(names, k, t, multi)} must be a numpy array of float32 or "
-                        f"float64, got {type(obj).__name__}")
+    cdef bint bf16 = False
+    src = obj
+    if type(obj) is _BF16Bits:
+        src = (<_BF16Bits>obj).bits
+        bf16 = True
+    elif _is_bf16_ndarray(obj):
+        src = obj.view("uint16")
+        bf16 = True
+    if not PyObject_CheckBuffer(src):
+        raise TypeError(f"{_argname(names, k, t, multi)} must be a numpy array of float32, "
+                        f"float64, bfloat16 (ml_dtypes) or float16, got {type(obj).__name__}")
     try:
-        PyObject_GetBuffer(obj, v, PyBUF_RECORDS_RO)
+        PyObject_GetBuffer(src, v, PyBUF_RECORDS_RO)
     except Exception as exc:
         raise TypeError(
             f"{_argname(names, k, t, multi)} cannot be used as a float array: {exc}") from None
     b.have[i] = True
     cdef int dt = _dtype_of(v)
+    if bf16:
+        if dt != _U16:
+            raise TypeError(f"{_argname(names, k, t, multi)}: bf16_bits needs a 16-bit integer "
+                            f"array, got {_dtype_name(src, v)}")
+        dt = PRM_BF16
     if dt < 0:
-        raise TypeError(f"{_argname(names, k, t, multi)} must have dtype float32 or float64, "
-                        f"got {_dtype_name(obj, v)}")
-    if b.dtype < 0:
-        b.dtype = dt
-    elif dt != b.dtype:
-        raise TypeError(
-            f"{_argname(names, k, t, multi)} has dtype {_float_name(dt)} but "
-            f"{_argname(names, 0, 0, multi)} has dtype {_float_name(b.dtype)}; all arrays "
-            f"must share one dtype")
+        raise TypeError(f"{_argname(names, k, t, multi)} must have dtype float32, float64, "
+                        f"bfloat16 or float16, got {_dtype_name(obj, v)}")
+    _check_dtype(b, t, k, dt, names)
     if k == 0:
         b.lens[t] = v.len // v.itemsize
-    elif not _same_shape(v, &b.views[t * 5]):
+    elif not _same_shape(v, &b.views[t * _NS]):
         raise ValueError(
             f"{_argname(names, k, t, multi)} has shape {_shape(v)} but "
-            f"{_argname(names, 0, t, multi)} has shape {_shape(&b.views[t * 5])}")
+            f"{_argname(names, 0, t, multi)} has shape {_shape(&b.views[t * _NS])}")
     if not PyBuffer_IsContiguous(v, b'C'):
         raise ValueError(
             f"{_argname(names, k, t, multi)} is not C-contiguous; pyrmsprop updates arrays in "
@@ -198,6 +311,23 @@ cdef int _take(Bufs *b, Py_ssize_t t, int k, object obj, tuple names, bint writt
             f"{_argname(names, k, t, multi)} is read-only, but this update writes to it")
     b.written[i] = written
     b.ptrs[i] = <char *>v.buf
+    return 0
+
+
+cdef int _finish(Bufs *b, tuple names) except -1:
+    """After every array is taken: the state storage of a call without state arrays
+    (the param's), and the master mode against the param's storage."""
+    if b.state < 0:
+        b.state = _STATE_FOR[b.dtype][0] if b.dtype >= 0 else PRM_F32
+    if b.master != PRM_MASTER_NONE and b.dtype >= 0:
+        what = names[5] if b.master != PRM_MASTER_STOCHASTIC else "seed"
+        if b.master == PRM_MASTER_SPLIT and b.dtype != PRM_BF16:
+            raise ValueError(f"{what} (a split master) needs bfloat16 {names[0]}, got "
+                             f"{_float_name(b.dtype)}")
+        if b.dtype not in (PRM_BF16, PRM_F16):
+            raise ValueError(f"{what} needs bfloat16 or float16 {names[0]}, got "
+                             f"{_float_name(b.dtype)}: float32 and float64 params are "
+                             f"their own master")
     return 0
 
 
@@ -221,10 +351,10 @@ cdef int _check_overlap(Bufs *b, tuple names) except -1:
     it starts before the furthest end seen so far; it is an error when i is
     written (any earlier range) or when it starts before the furthest end of an
     earlier *written* range.  O(n log n), exact for contiguous arrays."""
-    cdef Py_ssize_t m = b.ntensors * 5, i, count = 0, worst_all = -1, worst_w = -1
-    cdef Span small[5]
+    cdef Py_ssize_t m = b.ntensors * _NS, i, count = 0, worst_all = -1, worst_w = -1
+    cdef Span small[_NS]
     cdef Span *spans = &small[0]
-    if m > 5:
+    if m > _NS:
         spans = <Span *>malloc(m * sizeof(Span))
     cdef char *end_all = NULL
     cdef char *end_w = NULL
@@ -255,17 +385,22 @@ cdef int _check_overlap(Bufs *b, tuple names) except -1:
         if spans != &small[0]:
             free(spans)
     if bad_a >= 0:
-        na = _argname(names, bad_a % 5, bad_a // 5, b.multi)
-        nb = _argname(names, bad_b % 5, bad_b // 5, b.multi)
+        na = _argname(names, bad_a % _NS, bad_a // _NS, b.multi)
+        nb = _argname(names, bad_b % _NS, bad_b // _NS, b.multi)
         raise ValueError(f"{na} and {nb} overlap in memory; an array that this update "
                          f"writes must not share memory with any other argument")
     return 0
 
 
-cdef void _run(Bufs *b, int rule, const void *params) noexcept nogil:
+cdef void _run(Bufs *b, const void *params, unsigned long long seed=0,
+               unsigned long long step=0) noexcept nogil:
     cdef prm_job job
-    job.rule = rule
+    job.rule = b.rule
     job.dtype = b.dtype
+    job.state = b.state
+    job.master = b.master
+    job.seed = seed
+    job.step = step
     job.ntensors = b.ntensors
     job.ptrs = b.ptrs
     job.lens = b.lens
@@ -419,17 +554,68 @@ cdef int _needs(bint needed, object state, str option, str name) except -1:
     return 0
 
 
-# Argument names for error messages, by slot; the multi-tensor calls name the
-# lists ("params[3]").
-_EMA_NAMES = ("avg", "x")
+# Argument names for error messages, by slot (slot 5: the param's extra array, named
+# by the master mode); the multi-tensor calls name the lists ("params[3]").
+_EMA_NAMES = ("avg", "x", "", "", "", "")
 _RMSPROP_NAMES = ("param", "grad", "square_avg", "grad_avg", "momentum_buffer")
 _ADAM_NAMES = ("param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-_SGD_NAMES = ("param", "grad", "momentum_buffer")
-_TOUCH_NAMES = ("a0", "a1", "a2", "a3")
-_EMA_LISTS = ("avgs", "xs")
+_SGD_NAMES = ("param", "grad", "momentum_buffer", "", "")
+_TOUCH_NAMES = ("a0", "a1", "a2", "a3", "", "extra")
+_EMA_LISTS = ("avgs", "xs", "", "", "", "")
 _RMSPROP_LISTS = ("params", "grads", "square_avgs", "grad_avgs", "momentum_buffers")
 _ADAM_LISTS = ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs")
-_SGD_LISTS = ("params", "grads", "momentum_buffers")
+_SGD_LISTS = ("params", "grads", "momentum_buffers", "", "")
+# the master keywords, singular and plural, in _master_of's order
+_MASTER_KW = ("master_param", "param_lo", "compensation", "seed")
+_MASTER_KWS = ("master_params", "param_los", "compensations", "seed")
+
+
+cdef int _master_of(object master, object lo, object comp, object seed, tuple kw) except -1:
+    """The master mode the keywords select (at most one may be given)."""
+    cdef list given = [kw[i] for i, v in enumerate((master, lo, comp, seed)) if v is not None]
+    if len(given) > 1:
+        raise ValueError(f"{given[0]} and {given[1]} cannot be combined: a param keeps at most "
+                         f"one of {kw[0]}, {kw[1]}, {kw[2]} or a seed (stochastic rounding)")
+    if master is not None:
+        return PRM_MASTER_FP32
+    if lo is not None:
+        return PRM_MASTER_SPLIT
+    if comp is not None:
+        return PRM_MASTER_KAHAN
+    if seed is not None:
+        return PRM_MASTER_STOCHASTIC
+    return PRM_MASTER_NONE
+
+
+cdef tuple _with_extra(tuple names, int master, tuple kw):
+    """names + the slot-5 name of this master mode."""
+    return names + (kw[0] if master == PRM_MASTER_FP32 else kw[1] if master == PRM_MASTER_SPLIT
+                    else kw[2] if master == PRM_MASTER_KAHAN else "",)
+
+
+cdef unsigned long long _seed(object seed) except? 0:
+    if _is_bool(seed) or isinstance(seed, float):
+        raise TypeError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+    try:
+        s = operator.index(seed)
+    except TypeError:
+        raise TypeError(f"seed must be an integer in [0, 2**64), got "
+                        f"{type(seed).__name__}") from None
+    if not 0 <= s < 2**64:
+        raise ValueError(f"seed must be an integer in [0, 2**64), got {s}")
+    return s
+
+
+cdef unsigned long long _sr_step(object seed, object step) except? 0:
+    """The step that keys stochastic rounding (rules without a step of their own)."""
+    if seed is None:
+        if step is not None:
+            raise ValueError("step is used only with seed (stochastic rounding)")
+        return 0
+    if step is None:
+        raise ValueError("seed needs step (the 1-based number of this update), so that each "
+                         "update rounds with new random bits")
+    return <unsigned long long>_step(step)
 
 
 # A list slot that this call does not use (an option switched off); a None that the
@@ -456,7 +642,7 @@ cdef object _state(object seq, bint validate_only):
     return _UNUSED if (seq is None and validate_only) else seq
 
 
-cdef _Multi _take_lists(tuple lists, tuple names, tuple written):
+cdef _Multi _take_lists(tuple lists, tuple names, tuple written, int rule, int master):
     """Snapshot every list (``_UNUSED``: slot unused; slot 0 always used), check the
     snapshots' lengths, and acquire every tensor of them into a new _Multi."""
     cdef Py_ssize_t nl = len(lists), n, t
@@ -470,17 +656,50 @@ cdef _Multi _take_lists(tuple lists, tuple names, tuple written):
         if snaps[k] is not None and len(<tuple>snaps[k]) != n:
             raise ValueError(
                 f"{names[k]} has {len(<tuple>snaps[k])} arrays but {names[0]} has {n}")
-    cdef _Multi m = _Multi(n)
+    cdef _Multi m = _Multi(n, rule, master)
     cdef tuple seq
     for t in range(n):
         for k in range(nl):
             if snaps[k] is not None:
                 seq = <tuple>snaps[k]
                 _take(&m.b, t, k, seq[t], names, written[k])
+    _finish(&m.b, names)
     return m
 
 
-def ema_update(avg, x, *, beta):
+cdef object _extra(int master, object master_param, object lo, object comp):
+    """The slot-5 argument of a master mode (_UNUSED when it has none)."""
+    return (master_param if master == PRM_MASTER_FP32 else lo if master == PRM_MASTER_SPLIT
+            else comp if master == PRM_MASTER_KAHAN else _UNUSED)
+
+
+cdef int _take_extra(Bufs *b, object extra, tuple names) except -1:
+    if extra is not _UNUSED:
+        _take(b, 0, 5, extra, names, True)
+    return 0
+
+
+# The storage types and master keywords, said once for every update's docstring.
+_STORAGE_DOC = """
+
+    Storage: params and grads are float32, float64, bfloat16 (``ml_dtypes.bfloat16``
+    arrays) or float16, one dtype; the state arrays share one dtype: float64 for
+    float64 params, float32 or bfloat16 for float32 and bfloat16 params, float32 or
+    float16 for float16 params.  Every element is computed in float32 (float64 for
+    float64 params) and every stored value rounded once, to nearest even.
+
+    A 16-bit param can keep what its rounding loses, with at most one of:
+    ``master_param`` (a float32 array: it is updated, and param is it rounded),
+    ``param_lo`` (bfloat16 only, a uint16 array: the float32 master is param's bits
+    and these, exactly; param is the master rounded to nearest, ties away from zero),
+    ``compensation`` (Kahan: an array of param's dtype, zeros to start) or ``seed``
+    (every 16-bit value written is rounded stochastically, with random bits from
+    (seed, step, the array's position in the list (0 for one array), the element's
+    index): the same for every thread count and SIMD target).
+"""
+
+
+def ema_update(avg, x, *, beta, seed=None, step=None):
     """Exponentially weighted average, in place::
 
         avg <- beta * avg + (1 - beta) * x
@@ -491,48 +710,60 @@ def ema_update(avg, x, *, beta):
 
     Parameters
     ----------
-    avg : ndarray of float32 or float64, C-contiguous, aligned, writable
-        The average, updated in place.
-    x : ndarray, same shape and dtype as ``avg``
+    avg : ndarray, C-contiguous, aligned, writable
+        The average, updated in place: a state array (float32 or bfloat16 for
+        float32 or bfloat16 ``x``, float32 or float16 for float16, float64 for
+        float64).
+    x : ndarray, same shape as ``avg``
         The new value.
     beta : float in [0, 1)
         The decay rate, e.g. 0.9 .. 0.999.
+    seed, step : int, optional
+        Round a 16-bit ``avg`` stochastically, keyed by (seed, step, element).
 
     Raises ``TypeError``/``ValueError`` naming the bad argument, before
     anything is written.  Returns None.
     """
     cdef prm_ema_params hp
     _ema_params(&hp, beta)
+    cdef int master = PRM_MASTER_STOCHASTIC if seed is not None else PRM_MASTER_NONE
+    cdef unsigned long long sd = _seed(seed) if seed is not None else 0
+    cdef unsigned long long sst = _sr_step(seed, step)
     cdef Single st
-    cdef Bufs b = _single(&st)
+    cdef Bufs b = _single(&st, PRM_EMA, master)
     try:
         _take(&b, 0, 0, avg, _EMA_NAMES, True)
         _take(&b, 0, 1, x, _EMA_NAMES, False)
+        _finish(&b, _EMA_NAMES)
         _check_overlap(&b, _EMA_NAMES)
         with nogil:
-            _run(&b, PRM_EMA, &hp)
+            _run(&b, &hp, sd, sst)
     finally:
         _release(&b)
 
 
-def ema_update_multi(avgs, xs, *, beta, bint _validate_only=False):
-    """:func:`ema_update` over lists of arrays (pairwise equal shapes, one dtype),
-    in one compiled call split across threads by total size.
+def ema_update_multi(avgs, xs, *, beta, seed=None, step=None, bint _validate_only=False):
+    """:func:`ema_update` over lists of arrays (pairwise equal shapes, one dtype per
+    role), in one compiled call split across threads by total size.
     """
     cdef prm_ema_params hp
     _ema_params(&hp, beta)
-    cdef _Multi m = _take_lists((avgs, xs), _EMA_LISTS, (True, False))
+    cdef int master = PRM_MASTER_STOCHASTIC if seed is not None else PRM_MASTER_NONE
+    cdef unsigned long long sd = _seed(seed) if seed is not None else 0
+    cdef unsigned long long sst = _sr_step(seed, step)
+    cdef _Multi m = _take_lists((avgs, xs), _EMA_LISTS, (True, False), PRM_EMA, master)
     _check_overlap(&m.b, _EMA_LISTS)
     if _validate_only:
         return
     with nogil:
-        _run(&m.b, PRM_EMA, &hp)
+        _run(&m.b, &hp, sd, sst)
 
 
 def rmsprop_update(param, grad, square_avg, *, lr=1e-2, alpha=0.99, eps=1e-8,
                    weight_decay=0.0, momentum=0.0, momentum_buffer=None,
                    centered=False, grad_avg=None, eps_in_sqrt=False,
-                   maximize=False):
+                   maximize=False, master_param=None, param_lo=None, compensation=None,
+                   seed=None, step=None):
     """One RMSprop step, in place, with ``torch.optim.RMSprop``'s rule and defaults::
 
         g <- -g                                  if maximize
@@ -549,10 +780,11 @@ def rmsprop_update(param, grad, square_avg, *, lr=1e-2, alpha=0.99, eps=1e-8,
     ``eps_in_sqrt=True`` is the Keras / TensorFlow / optax(``eps_in_sqrt=True``)
     convention.  State arrays start at zero and are updated in place; the caller
     owns them.  ``grad_avg`` is required when ``centered``, ``momentum_buffer``
-    when ``momentum > 0``; otherwise they are ignored.
+    when ``momentum > 0``; otherwise they are ignored.  ``step`` (the 1-based
+    update number) is needed with ``seed`` only.
 
-    All arrays share one shape and dtype (float32 or float64) and are
-    C-contiguous and aligned; every argument is checked before anything is written.
+    All arrays share param's shape and are C-contiguous and aligned; every
+    argument is checked before anything is written.
     """
     cdef prm_rmsprop_params hp
     _rmsprop_params(&hp, lr, alpha, eps, weight_decay, momentum, centered, eps_in_sqrt,
@@ -560,19 +792,25 @@ def rmsprop_update(param, grad, square_avg, *, lr=1e-2, alpha=0.99, eps=1e-8,
     cdef bint mom = hp.momentum > 0.0
     _needs(centered, grad_avg, "centered=True", "grad_avg")
     _needs(mom, momentum_buffer, "momentum > 0", "momentum_buffer")
+    cdef int master = _master_of(master_param, param_lo, compensation, seed, _MASTER_KW)
+    cdef unsigned long long sd = _seed(seed) if seed is not None else 0
+    cdef unsigned long long sst = _sr_step(seed, step)
+    cdef tuple names = _with_extra(_RMSPROP_NAMES, master, _MASTER_KW)
     cdef Single st
-    cdef Bufs b = _single(&st)
+    cdef Bufs b = _single(&st, PRM_RMSPROP, master)
     try:
-        _take(&b, 0, 0, param, _RMSPROP_NAMES, True)
-        _take(&b, 0, 1, grad, _RMSPROP_NAMES, False)
-        _take(&b, 0, 2, square_avg, _RMSPROP_NAMES, True)
+        _take(&b, 0, 0, param, names, True)
+        _take(&b, 0, 1, grad, names, False)
+        _take(&b, 0, 2, square_avg, names, True)
         if centered:
-            _take(&b, 0, 3, grad_avg, _RMSPROP_NAMES, True)
+            _take(&b, 0, 3, grad_avg, names, True)
         if mom:
-            _take(&b, 0, 4, momentum_buffer, _RMSPROP_NAMES, True)
-        _check_overlap(&b, _RMSPROP_NAMES)
+            _take(&b, 0, 4, momentum_buffer, names, True)
+        _take_extra(&b, _extra(master, master_param, param_lo, compensation), names)
+        _finish(&b, names)
+        _check_overlap(&b, names)
         with nogil:
-            _run(&b, PRM_RMSPROP, &hp)
+            _run(&b, &hp, sd, sst)
     finally:
         _release(&b)
 
@@ -580,9 +818,11 @@ def rmsprop_update(param, grad, square_avg, *, lr=1e-2, alpha=0.99, eps=1e-8,
 def rmsprop_update_multi(params, grads, square_avgs, *, lr=1e-2, alpha=0.99, eps=1e-8,
                          weight_decay=0.0, momentum=0.0, momentum_buffers=None,
                          centered=False, grad_avgs=None, eps_in_sqrt=False,
-                         maximize=False, bint _validate_only=False):
-    """:func:`rmsprop_update` over lists of arrays (one dtype; each tensor's
-    arrays share its shape), in one compiled call split across threads by
+                         maximize=False, master_params=None, param_los=None,
+                         compensations=None, seed=None, step=None,
+                         bint _validate_only=False):
+    """:func:`rmsprop_update` over lists of arrays (one dtype per role; each
+    tensor's arrays share its shape), in one compiled call split across threads by
     total size.  Everything is checked before anything is written.
     """
     cdef prm_rmsprop_params hp
@@ -591,21 +831,27 @@ def rmsprop_update_multi(params, grads, square_avgs, *, lr=1e-2, alpha=0.99, eps
     cdef bint mom = hp.momentum > 0.0
     _needs(centered and not _validate_only, grad_avgs, "centered=True", "grad_avgs")
     _needs(mom and not _validate_only, momentum_buffers, "momentum > 0", "momentum_buffers")
+    cdef int master = _master_of(master_params, param_los, compensations, seed, _MASTER_KWS)
+    cdef unsigned long long sd = _seed(seed) if seed is not None else 0
+    cdef unsigned long long sst = _sr_step(seed, step)
+    cdef tuple names = _with_extra(_RMSPROP_LISTS, master, _MASTER_KWS)
     cdef _Multi m = _take_lists(
         (params, grads, _state(square_avgs, _validate_only),
          _state(grad_avgs, _validate_only) if centered else _UNUSED,
-         _state(momentum_buffers, _validate_only) if mom else _UNUSED),
-        _RMSPROP_LISTS, (True, False, True, True, True))
-    _check_overlap(&m.b, _RMSPROP_LISTS)
+         _state(momentum_buffers, _validate_only) if mom else _UNUSED,
+         _extra(master, master_params, param_los, compensations)),
+        names, (True, False, True, True, True, True), PRM_RMSPROP, master)
+    _check_overlap(&m.b, names)
     if _validate_only:
         return
     with nogil:
-        _run(&m.b, PRM_RMSPROP, &hp)
+        _run(&m.b, &hp, sd, sst)
 
 
 def adam_update(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9,
                 beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False,
-                amsgrad=False, max_exp_avg_sq=None, maximize=False):
+                amsgrad=False, max_exp_avg_sq=None, maximize=False, master_param=None,
+                param_lo=None, compensation=None, seed=None):
     """One Adam (or AdamW) step, in place, with ``torch.optim.Adam``'s rule and
     defaults.  ``step`` is the 1-based number of this update::
 
@@ -621,25 +867,31 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9,
 
     ``decoupled_weight_decay=True`` gives AdamW (whose usual weight_decay is
     1e-2).  ``max_exp_avg_sq`` is required when ``amsgrad``.  All arrays share
-    one shape and dtype (float32 or float64) and are C-contiguous and aligned; every
-    argument is checked before anything is written.
+    param's shape and are C-contiguous and aligned; every argument is checked
+    before anything is written.
     """
     cdef prm_adam_params hp
     _adam_params(&hp, step, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
                  amsgrad, maximize)
     _needs(amsgrad, max_exp_avg_sq, "amsgrad=True", "max_exp_avg_sq")
+    cdef int master = _master_of(master_param, param_lo, compensation, seed, _MASTER_KW)
+    cdef unsigned long long sd = _seed(seed) if seed is not None else 0
+    cdef unsigned long long sst = <unsigned long long>_step(step)
+    cdef tuple names = _with_extra(_ADAM_NAMES, master, _MASTER_KW)
     cdef Single st
-    cdef Bufs b = _single(&st)
+    cdef Bufs b = _single(&st, PRM_ADAM, master)
     try:
-        _take(&b, 0, 0, param, _ADAM_NAMES, True)
-        _take(&b, 0, 1, grad, _ADAM_NAMES, False)
-        _take(&b, 0, 2, exp_avg, _ADAM_NAMES, True)
-        _take(&b, 0, 3, exp_avg_sq, _ADAM_NAMES, True)
+        _take(&b, 0, 0, param, names, True)
+        _take(&b, 0, 1, grad, names, False)
+        _take(&b, 0, 2, exp_avg, names, True)
+        _take(&b, 0, 3, exp_avg_sq, names, True)
         if amsgrad:
-            _take(&b, 0, 4, max_exp_avg_sq, _ADAM_NAMES, True)
-        _check_overlap(&b, _ADAM_NAMES)
+            _take(&b, 0, 4, max_exp_avg_sq, names, True)
+        _take_extra(&b, _extra(master, master_param, param_lo, compensation), names)
+        _finish(&b, names)
+        _check_overlap(&b, names)
         with nogil:
-            _run(&b, PRM_ADAM, &hp)
+            _run(&b, &hp, sd, sst)
     finally:
         _release(&b)
 
@@ -647,28 +899,36 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9,
 def adam_update_multi(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, beta1=0.9,
                       beta2=0.999, eps=1e-8, weight_decay=0.0,
                       decoupled_weight_decay=False, amsgrad=False,
-                      max_exp_avg_sqs=None, maximize=False, bint _validate_only=False):
-    """:func:`adam_update` over lists of arrays (one dtype; each tensor's arrays
-    share its shape), in one compiled call split across threads by total size.
-    Everything is checked before anything is written.
+                      max_exp_avg_sqs=None, maximize=False, master_params=None,
+                      param_los=None, compensations=None, seed=None,
+                      bint _validate_only=False):
+    """:func:`adam_update` over lists of arrays (one dtype per role; each tensor's
+    arrays share its shape), in one compiled call split across threads by total
+    size.  Everything is checked before anything is written.
     """
     cdef prm_adam_params hp
     _adam_params(&hp, step, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
                  amsgrad, maximize)
     _needs(amsgrad and not _validate_only, max_exp_avg_sqs, "amsgrad=True", "max_exp_avg_sqs")
+    cdef int master = _master_of(master_params, param_los, compensations, seed, _MASTER_KWS)
+    cdef unsigned long long sd = _seed(seed) if seed is not None else 0
+    cdef unsigned long long sst = <unsigned long long>_step(step)
+    cdef tuple names = _with_extra(_ADAM_LISTS, master, _MASTER_KWS)
     cdef _Multi m = _take_lists(
         (params, grads, _state(exp_avgs, _validate_only), _state(exp_avg_sqs, _validate_only),
-         _state(max_exp_avg_sqs, _validate_only) if amsgrad else _UNUSED),
-        _ADAM_LISTS, (True, False, True, True, True))
-    _check_overlap(&m.b, _ADAM_LISTS)
+         _state(max_exp_avg_sqs, _validate_only) if amsgrad else _UNUSED,
+         _extra(master, master_params, param_los, compensations)),
+        names, (True, False, True, True, True, True), PRM_ADAM, master)
+    _check_overlap(&m.b, names)
     if _validate_only:
         return
     with nogil:
-        _run(&m.b, PRM_ADAM, &hp)
+        _run(&m.b, &hp, sd, sst)
 
 
 def sgd_update(param, grad, *, lr, momentum=0.0, momentum_buffer=None, dampening=0.0,
-               nesterov=False, weight_decay=0.0, maximize=False):
+               nesterov=False, weight_decay=0.0, maximize=False, master_param=None,
+               param_lo=None, compensation=None, seed=None, step=None):
     """One SGD step, in place, with ``torch.optim.SGD``'s rule::
 
         g <- -g                                       if maximize
@@ -682,29 +942,37 @@ def sgd_update(param, grad, *, lr, momentum=0.0, momentum_buffer=None, dampening
     The caller initializes ``momentum_buffer`` (torch copies the first
     gradient into it; a zero buffer with ``dampening=0`` gives the same first
     step, and ``pyrmsprop.SGD`` reproduces torch exactly).  ``nesterov`` needs
-    ``momentum > 0`` and ``dampening == 0``.
+    ``momentum > 0`` and ``dampening == 0``.  ``step`` (the 1-based update
+    number) is needed with ``seed`` only.
     """
     cdef prm_sgd_params hp
     _sgd_params(&hp, lr, momentum, dampening, nesterov, weight_decay, maximize, False)
     cdef bint mom = hp.momentum > 0.0
     _needs(mom, momentum_buffer, "momentum > 0", "momentum_buffer")
+    cdef int master = _master_of(master_param, param_lo, compensation, seed, _MASTER_KW)
+    cdef unsigned long long sd = _seed(seed) if seed is not None else 0
+    cdef unsigned long long sst = _sr_step(seed, step)
+    cdef tuple names = _with_extra(_SGD_NAMES, master, _MASTER_KW)
     cdef Single st
-    cdef Bufs b = _single(&st)
+    cdef Bufs b = _single(&st, PRM_SGD, master)
     try:
-        _take(&b, 0, 0, param, _SGD_NAMES, True)
-        _take(&b, 0, 1, grad, _SGD_NAMES, False)
+        _take(&b, 0, 0, param, names, True)
+        _take(&b, 0, 1, grad, names, False)
         if mom:
-            _take(&b, 0, 2, momentum_buffer, _SGD_NAMES, True)
-        _check_overlap(&b, _SGD_NAMES)
+            _take(&b, 0, 2, momentum_buffer, names, True)
+        _take_extra(&b, _extra(master, master_param, param_lo, compensation), names)
+        _finish(&b, names)
+        _check_overlap(&b, names)
         with nogil:
-            _run(&b, PRM_SGD, &hp)
+            _run(&b, &hp, sd, sst)
     finally:
         _release(&b)
 
 
 def sgd_update_multi(params, grads, *, lr, momentum=0.0, momentum_buffers=None,
                      dampening=0.0, nesterov=False, weight_decay=0.0,
-                     maximize=False, first_step=False, bint _validate_only=False):
+                     maximize=False, first_step=False, master_params=None, param_los=None,
+                     compensations=None, seed=None, step=None, bint _validate_only=False):
     """:func:`sgd_update` over lists of arrays, in one compiled call split across
     threads by total size.  ``first_step=True`` is torch's first momentum step:
     ``momentum_buffer <- g`` (whatever the buffers held) instead of the
@@ -714,20 +982,31 @@ def sgd_update_multi(params, grads, *, lr, momentum=0.0, momentum_buffers=None,
     _sgd_params(&hp, lr, momentum, dampening, nesterov, weight_decay, maximize, first_step)
     cdef bint mom = hp.momentum > 0.0
     _needs(mom and not _validate_only, momentum_buffers, "momentum > 0", "momentum_buffers")
+    cdef int master = _master_of(master_params, param_los, compensations, seed, _MASTER_KWS)
+    cdef unsigned long long sd = _seed(seed) if seed is not None else 0
+    cdef unsigned long long sst = _sr_step(seed, step)
+    cdef tuple names = _with_extra(_SGD_LISTS, master, _MASTER_KWS)
     cdef _Multi m = _take_lists(
-        (params, grads, _state(momentum_buffers, _validate_only) if mom else _UNUSED),
-        _SGD_LISTS, (True, False, True))
-    _check_overlap(&m.b, _SGD_LISTS)
+        (params, grads, _state(momentum_buffers, _validate_only) if mom else _UNUSED,
+         _UNUSED, _UNUSED, _extra(master, master_params, param_los, compensations)),
+        names, (True, False, True, True, True, True), PRM_SGD, master)
+    _check_overlap(&m.b, names)
     if _validate_only:
         return
     with nogil:
-        _run(&m.b, PRM_SGD, &hp)
+        _run(&m.b, &hp, sd, sst)
+
+
+for _f in (rmsprop_update, rmsprop_update_multi, adam_update, adam_update_multi,
+           sgd_update, sgd_update_multi):
+    _f.__doc__ = _f.__doc__.rstrip() + "\n" + _STORAGE_DOC
+del _f
 
 
 def all_finite(arrays):
-    """True when no element of the float32/float64 arrays in the list is NaN or
-    +-Inf (the optimizers' ``skip_nonfinite`` check; one vectorized pass).
-    Every array is checked, also those after a non-finite one.
+    """True when no element of the float32/float64/bfloat16/float16 arrays in the
+    list is NaN or +-Inf (the optimizers' ``skip_nonfinite`` check; one vectorized
+    pass).  Every array is checked, also those after a non-finite one.
     """
     # a snapshot: the GIL is released between arrays, when another thread may
     # change the list
@@ -737,7 +1016,7 @@ def all_finite(arrays):
     cdef int bad = 0
     cdef Py_ssize_t t
     for t in range(len(seq)):
-        b = _single(&st)
+        b = _single(&st, PRM_TOUCH)
         try:
             _take(&b, 0, 0, seq[t], (f"arrays[{t}]",), False)
             if not bad:     # after the first non-finite array, only check the rest
@@ -748,16 +1027,25 @@ def all_finite(arrays):
     return not bad
 
 
-def memory_only_update(a0, a1, a2=None, a3=None):
+def memory_only_update(a0, a1, a2=None, a3=None, *, extra=None):
     """The benchmark's bandwidth limit: ``a0 += a1`` and, when given, ``a2 += a1``
-    and ``a3 += a1``, in one pass through the same dispatch and threads as the
-    optimizer kernels.  With 2, 3 or 4 arrays it moves exactly the bytes of
-    EMA, RMSprop/SGD-momentum and Adam respectively, with no other arithmetic.
+    and ``a3 += a1`` (``+= 1`` when their dtype differs from a1's) and ``extra += 1``,
+    in one pass through the same dispatch and threads as the optimizer kernels.
+    With 2, 3 or 4 arrays it moves exactly the bytes of EMA, RMSprop/SGD-momentum and
+    Adam respectively, with no other arithmetic.  a0 and a1 are a param's storage
+    (16-bit arrays are added as integers: only the bytes matter), a2 and a3 its
+    state's; ``extra`` (float32, or 16 bits: uint16 or the param's dtype) stands for
+    a master copy, its low halves or a compensation array.
     """
     if a3 is not None and a2 is None:
         raise ValueError("a3 needs a2")
+    cdef int master = PRM_MASTER_NONE
+    if extra is not None:
+        master = PRM_MASTER_FP32 if getattr(getattr(extra, "dtype", None), "itemsize", 0) == 4 \
+            else PRM_MASTER_SPLIT if getattr(getattr(extra, "dtype", None), "name", "") == "uint16" \
+            else PRM_MASTER_KAHAN
     cdef Single st
-    cdef Bufs b = _single(&st)
+    cdef Bufs b = _single(&st, PRM_TOUCH, master)
     try:
         _take(&b, 0, 0, a0, _TOUCH_NAMES, True)
         _take(&b, 0, 1, a1, _TOUCH_NAMES, False)
@@ -765,9 +1053,12 @@ def memory_only_update(a0, a1, a2=None, a3=None):
             _take(&b, 0, 2, a2, _TOUCH_NAMES, True)
         if a3 is not None:
             _take(&b, 0, 3, a3, _TOUCH_NAMES, True)
+        if extra is not None:
+            _take(&b, 0, 5, extra, _TOUCH_NAMES, True)
+        _finish(&b, _TOUCH_NAMES)
         _check_overlap(&b, _TOUCH_NAMES)
         with nogil:
-            _run(&b, PRM_TOUCH, NULL)
+            _run(&b, NULL)
     finally:
         _release(&b)
 
@@ -849,6 +1140,13 @@ cdef int _dtype_id(object dtype) except -2:
     return PRM_F32 if name == "float32" else PRM_F64 if name == "float64" else -1
 
 
+cdef int _storage_id(object dtype) except -2:
+    """_dtype_id, and PRM_BF16 / PRM_F16 for bfloat16 and float16."""
+    name = getattr(dtype, "__name__", None) or getattr(dtype, "name", None) or dtype
+    return (PRM_BF16 if name == "bfloat16" else PRM_F16 if name == "float16"
+            else _dtype_id(dtype))
+
+
 cdef int _rule_dtype(object rule, object dtype, int *r, int *d) except -1:
     r[0] = _rule_id(rule)
     d[0] = _dtype_id(dtype)
@@ -907,16 +1205,21 @@ def time_on(name, rule, arrays, Py_ssize_t calls):
         _sgd_params(&sgd_hp, 1e-2, 0.9, 0.0, False, 0.0, False, False)
         hp = &sgd_hp
     cdef Single st
-    cdef Bufs b = _single(&st)
+    cdef Bufs b = _single(&st, r)
     cdef prm_job job
     cdef Py_ssize_t k
     cdef double t0, t1
     try:
         for k in range(want):
             _take(&b, 0, k, arrays[k], _TOUCH_NAMES, k != 1)
+        _finish(&b, _TOUCH_NAMES)
         _check_overlap(&b, _TOUCH_NAMES)
         job.rule = r
         job.dtype = b.dtype
+        job.state = b.state
+        job.master = b.master
+        job.seed = 0
+        job.step = 0
         job.ntensors = 1
         job.ptrs = b.ptrs
         job.lens = b.lens
@@ -995,9 +1298,9 @@ def split_elements(rule, dtype):
     ('ema', 'rmsprop', 'adam', 'sgd', 'memory_only') and ``dtype`` (float32 or
     float64) is split across threads: the threshold over the rule's relative cost
     per element."""
-    cdef int r = _rule_id(rule), d = _dtype_id(dtype)
+    cdef int r = _rule_id(rule), d = _storage_id(dtype)
     if d < 0:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
+        raise TypeError(f"dtype must be float32, float64, bfloat16 or float16, got {dtype!r}")
     return prm_split_elems(r, d)
 
 

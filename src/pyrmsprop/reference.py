@@ -8,11 +8,19 @@ of the C kernels, and serves as the test oracle (like ``bottleneck.slow``).
 
 It checks only what the rule itself needs (state arrays required by the
 options); the argument validation of the compiled API is not repeated here.
+
+When an array is bfloat16 or float16, the state's dtype differs from the param's,
+or a master mode (``master_param``, ``param_lo``, ``compensation``, ``seed``) is
+given, the update is instead the kernels' exact float32 arithmetic, emulated in
+numpy (:mod:`pyrmsprop._emulate`): there, rounding once per stored value is what
+the kernels promise, and the tests check it bit for bit.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from pyrmsprop import _emulate
 
 __all__ = ["adam_update", "ema_update", "rmsprop_update", "sgd_update"]
 
@@ -25,22 +33,38 @@ def _store(out, value):
     out[...] = value  # numpy rounds float64 to the array's dtype (to nearest)
 
 
+def _emulated(param, state, extras):
+    """True when the update is emulated in float32 (see the module's docstring)."""
+    dt = np.dtype(param.dtype)
+    return (dt.itemsize == 2 or any(x is not None for x in extras)
+            or any(a is not None and np.dtype(a.dtype) != dt for a in state))
+
+
+def _param(param, master_param, param_lo, compensation, seed, step):
+    store = _emulate.Store(seed, step)
+    return _emulate.Param(param, master_param, param_lo, compensation, store), store
+
+
 def _require(needed, state, option, name):
     if needed and state is None:
         raise ValueError(f"{option} needs {name} (an array of zeros to start)")
 
 
-def ema_update(avg, x, *, beta):
+def ema_update(avg, x, *, beta, seed=None, step=None):
     """Exponentially weighted average, in place::
 
         avg <- beta * avg + (1 - beta) * x
     """
+    if _emulated(x, [avg], [seed]):
+        _emulate.ema(avg, x, beta, _emulate.Store(seed, step or 0))
+        return
     _store(avg, beta * _f64(avg) + (1.0 - beta) * _f64(x))
 
 
 def rmsprop_update(param, grad, square_avg, *, lr=1e-2, alpha=0.99, eps=1e-8,
                    weight_decay=0.0, momentum=0.0, momentum_buffer=None,
-                   centered=False, grad_avg=None, eps_in_sqrt=False, maximize=False):
+                   centered=False, grad_avg=None, eps_in_sqrt=False, maximize=False,
+                   master_param=None, param_lo=None, compensation=None, seed=None, step=None):
     """One RMSprop step, in place (PyTorch convention)::
 
         g <- -g                                   if maximize
@@ -56,6 +80,13 @@ def rmsprop_update(param, grad, square_avg, *, lr=1e-2, alpha=0.99, eps=1e-8,
     """
     _require(centered, grad_avg, "centered=True", "grad_avg")
     _require(momentum > 0, momentum_buffer, "momentum > 0", "momentum_buffer")
+    extras = (master_param, param_lo, compensation, seed)
+    if _emulated(param, [square_avg, grad_avg, momentum_buffer], extras):
+        prm, store = _param(param, *extras, step or 0)
+        _emulate.rmsprop(prm, grad, square_avg, grad_avg, momentum_buffer, store, lr=lr,
+                         alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                         centered=centered, eps_in_sqrt=eps_in_sqrt, maximize=maximize)
+        return
     p = _f64(param)
     g = _f64(grad)
     if maximize:
@@ -82,7 +113,8 @@ def rmsprop_update(param, grad, square_avg, *, lr=1e-2, alpha=0.99, eps=1e-8,
 
 def adam_update(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9,
                 beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False,
-                amsgrad=False, max_exp_avg_sq=None, maximize=False):
+                amsgrad=False, max_exp_avg_sq=None, maximize=False, master_param=None,
+                param_lo=None, compensation=None, seed=None):
     """One Adam (``decoupled_weight_decay=True``: AdamW) step, in place; ``step``
     is the 1-based number of this update (PyTorch convention)::
 
@@ -99,6 +131,13 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9,
     with ``m = exp_avg``, ``v = exp_avg_sq``, ``vmax = max_exp_avg_sq``.
     """
     _require(amsgrad, max_exp_avg_sq, "amsgrad=True", "max_exp_avg_sq")
+    extras = (master_param, param_lo, compensation, seed)
+    if _emulated(param, [exp_avg, exp_avg_sq, max_exp_avg_sq], extras):
+        prm, store = _param(param, *extras, step)
+        _emulate.adam(prm, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, store, step=step, lr=lr,
+                      beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                      decoupled=decoupled_weight_decay, amsgrad=amsgrad, maximize=maximize)
+        return
     p = _f64(param)
     g = _f64(grad)
     if maximize:
@@ -122,7 +161,8 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9,
 
 
 def sgd_update(param, grad, *, lr, momentum=0.0, momentum_buffer=None, dampening=0.0,
-               nesterov=False, weight_decay=0.0, maximize=False):
+               nesterov=False, weight_decay=0.0, maximize=False, master_param=None,
+               param_lo=None, compensation=None, seed=None, step=None):
     """One SGD step, in place (PyTorch convention)::
 
         g <- -g                                   if maximize
@@ -136,6 +176,13 @@ def sgd_update(param, grad, *, lr, momentum=0.0, momentum_buffer=None, dampening
     ``torch.optim.SGD`` there is no "first step: buf <- g" here.
     """
     _require(momentum > 0, momentum_buffer, "momentum > 0", "momentum_buffer")
+    extras = (master_param, param_lo, compensation, seed)
+    if _emulated(param, [momentum_buffer], extras):
+        prm, store = _param(param, *extras, step or 0)
+        _emulate.sgd(prm, grad, momentum_buffer, store, lr=lr, momentum=momentum,
+                     dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
+                     maximize=maximize)
+        return
     p = _f64(param)
     g = _f64(grad)
     if maximize:

@@ -142,7 +142,7 @@ in_root "$rootfs" /usr/bin/python3 -m venv /work/venv
 in_root "$rootfs" /work/venv/bin/python -m pip install -q --upgrade pip
 # the test extra's minimum (the rest of it, scikit-learn/matplotlib/mypy, is not needed by
 # these tests and is slow to install under emulation)
-in_root "$rootfs" /work/venv/bin/python -m pip install -q /work/src "pytest>=7" "hypothesis>=6"
+in_root "$rootfs" /work/venv/bin/python -m pip install -q /work/src "pytest>=7" "hypothesis>=6" "ml_dtypes>=0.4"
 in_root "$rootfs" /bin/sh -c 'cd /work && /work/venv/bin/python -c "import pyrmsprop; pyrmsprop.show_config()"' \
     | tee "$work/show_config.txt"
 targets=$(in_root "$rootfs" /bin/sh -c 'cd /work && /work/venv/bin/python -c "import pyrmsprop; print(*pyrmsprop.simd_targets()); print(pyrmsprop.simd_target())"')

@@ -76,7 +76,7 @@ venv="$work/venv"
 "$py" -m venv "$venv"
 vpy="$venv/bin/python"
 "$vpy" -m pip install -q --upgrade pip 2>&1 | quiet
-"$vpy" -m pip install -q --only-binary :all: "numpy>=2.3" "pytest>=8" "hypothesis>=6" 2>&1 | quiet
+"$vpy" -m pip install -q --only-binary :all: "numpy>=2.3" "pytest>=8" "hypothesis>=6" "ml_dtypes>=0.5" 2>&1 | quiet
 "$vpy" -m pip install -q "$work/src" 2>&1 | quiet
 echo "freethreaded.sh: interpreter and venv ready in $((SECONDS - start)) s"
 
