@@ -10,7 +10,9 @@ with torch's constructor signatures, defaults, param groups and ``state`` keys
 ``torch.optim``'s optimizers, and ``zero_grad``, closures, ``add_param_group``
 and ``torch.optim.lr_scheduler`` work as usual.  CPU tensors reach the kernels
 without copies (they share memory with numpy); each step is one compiled call
-per parameter group and dtype.  ``foreach``/``fused`` are accepted and ignored
+per parameter group and dtype.  bfloat16 and float16 params keep state of their
+own dtype, as torch's do, and are computed in float32 with each stored value
+rounded once to nearest even, as torch's fused kernels do.  ``foreach``/``fused`` are accepted and ignored
 (every step is fused); ``capturable``/``differentiable`` are not supported.
 """
 
@@ -26,7 +28,7 @@ from pyrmsprop import _core
 
 __all__ = ["SGD", "Adam", "AdamW", "RMSprop"]
 
-_DTYPES = (torch.float32, torch.float64)
+_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
 
 def _scalar(x: Any) -> Any:
@@ -34,7 +36,12 @@ def _scalar(x: Any) -> Any:
 
 
 def _numpy(t: torch.Tensor):
-    return t.detach().numpy()
+    """The tensor's memory as an array the kernels take (no copy): numpy has no
+    bfloat16, so a bfloat16 tensor goes as its 16-bit integer view, marked."""
+    t = t.detach()
+    if t.dtype == torch.bfloat16:
+        return _core.bf16_bits(t.view(torch.int16).numpy())
+    return t.numpy()
 
 
 class _Base(_TorchOptimizer):
@@ -64,8 +71,8 @@ class _Base(_TorchOptimizer):
         if p.layout != torch.strided:
             raise ValueError(f"{name} has layout {p.layout}; only dense tensors are supported")
         if p.dtype not in _DTYPES:
-            raise TypeError(f"{name} has dtype {p.dtype}; pyrmsprop supports float32 and "
-                            f"float64 (not complex, half or bfloat16)")
+            raise TypeError(f"{name} has dtype {p.dtype}; pyrmsprop supports float32, "
+                            f"float64, bfloat16 and float16")
         if not p.is_contiguous():
             raise ValueError(f"{name} is not contiguous; it is updated in place")
 
