@@ -5,8 +5,8 @@ Compiles each ``csrc/targets/<target>.c`` with the flags ``setup.py`` uses
 (``src/pyrmsprop/_targets.py``) plus GCC's ``-fopt-info-vec-optimized-missed``, and
 fails unless every ``for (`` loop of ``csrc/kernels/*.inc.c`` is reported
 vectorized with the target's vector width (baseline/NEON 16 bytes, AVX2 32,
-AVX-512 64) in as many specialised copies (option sets x dtypes) as on every
-other target, and no copy is reported "couldn't vectorize".  Prints a table:
+AVX-512 64) on every target, and no copy (option sets x storage combinations) is
+reported "couldn't vectorize".  Prints a table:
 loop, target, vector bytes, copies at that width.
 
 GCC only (clang's report differs); without GCC it prints why and exits 0.
@@ -107,9 +107,13 @@ def main(argv: list[str] | None = None) -> int:
                 failures.append(f"{where}: widest vectors {best} bytes, expected {want}")
             if missed[loop]:
                 failures.append(f"{where}: {missed[loop]} specialised copies not vectorized")
+    # The copies need not number alike on every target: gcc merges identical
+    # functions before it vectorizes (EMA, say, is the same code under several master
+    # modes), differently per target; a copy that is not vectorized is still reported
+    # ("couldn't vectorize", counted above), so none can hide.
     for loop, per_target in counts.items():
-        if len(set(per_target.values())) > 1:
-            failures.append(f"{loop[0]}:{loop[1]}: full-width copies differ across targets {per_target}")
+        if min(per_target.values(), default=0) == 0:
+            failures.append(f"{loop[0]}:{loop[1]}: no full-width copy on some target {per_target}")
 
     name_w = max(len(r[0]) for r in rows)
     print(f"{'loop':<{name_w}}  {'target':<8}  {'vector bytes':>12}  {'copies':>6}  {'not vectorized':>14}")

@@ -130,7 +130,7 @@ F64_MAX_DEFAULT = 16_000_000
 PER_CALL_SIZES = (1, 16, 1000)
 THRESHOLD_SIZES = tuple(2**k for k in range(12, 24))
 LISTS = ("resnet18", "transformer")
-SECTIONS = ("kernels", "per-call", "lists")
+SECTIONS = ("kernels", "per-call", "lists", "storage")
 NOISY = 0.10        # a figure whose repeats spread more (IQR / median) is not trusted
 NOISY_MARK = " ?"
 BUSY_LOAD = 0.5     # load average per CPU above which the header warns
@@ -732,6 +732,121 @@ def kernel_table(recs: list[dict], args) -> str:
     return table(headers, rows, left=3 if len(args.simd) > 1 else 2)
 
 
+# Adam's storage combinations: (label, param, state, master); bytes per element from
+# the itemsizes: param and exp_avg/exp_avg_sq read and written, grad read, the
+# master/low halves/compensation read and written
+STORAGE_ROWS = (
+    ("float32 / float32 state", "float32", "float32", None),
+    ("float32 / bfloat16 state", "float32", "bfloat16", None),
+    ("bfloat16 / bfloat16 state", "bfloat16", "bfloat16", None),
+    ("bfloat16 / float32 state", "bfloat16", "float32", None),
+    ("bfloat16 + fp32 master / float32 state", "bfloat16", "float32", "fp32"),
+    ("bfloat16 + split / float32 state", "bfloat16", "float32", "split"),
+    ("bfloat16 + kahan / bfloat16 state", "bfloat16", "bfloat16", "kahan"),
+    ("bfloat16 stochastic / bfloat16 state", "bfloat16", "bfloat16", "stochastic"),
+    ("float16 / float16 state", "float16", "float16", None),
+    ("float16 / float32 state", "float16", "float32", None),
+)
+_ITEM = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+def _storage_array(values: np.ndarray, dtype: str):
+    """values (float32) in storage dtype, as the kernels take it; bfloat16 as a
+    uint16 array of the top halves (rounded to nearest), wrapped: no ml_dtypes needed."""
+    if dtype == "bfloat16":
+        u = values.view(np.uint32)
+        return _core.bf16_bits(((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16))
+    return values.astype(dtype)
+
+
+def _raw(a):
+    return a.bits if type(a).__name__ == "_BF16Bits" else a
+
+
+def run_storage(args, out: dict) -> None:
+    """Adam over every storage combination at the largest size: ns/element, bytes per
+    element, % of the memory-only loop over the same arrays, elements/s against
+    float32 Adam, and torch's fused Adam in float32 and bfloat16."""
+    n = max(args.sizes)
+    rng = np.random.default_rng(4)
+    p32 = rng.random(n, dtype=np.float32)
+    g32 = rng.random(n, dtype=np.float32) * np.float32(1e-3) + np.float32(1e-4)
+    impls, info = [], {}
+    for label, pdt, sdt, master in STORAGE_ROWS:
+        _progress(f"storage: {label} {fmt_size(n)}")
+        p, g = _storage_array(p32, pdt), _storage_array(g32, pdt)
+        m, v = (_storage_array(np.zeros(n, np.float32), sdt) for _ in range(2))
+        kw = dict(HP["adam"])
+        extra = None
+        if master == "fp32":
+            extra = kw["master_param"] = p32.copy()
+        elif master == "split":
+            extra = kw["param_lo"] = np.zeros(n, np.uint16)
+        elif master == "kahan":
+            extra = kw["compensation"] = _storage_array(np.zeros(n, np.float32), pdt)
+        elif master == "stochastic":
+            kw["seed"] = 1
+        steps = itertools.count(1)
+        fn = (lambda p=p, g=g, m=m, v=v, kw=kw, steps=steps:
+              pyrmsprop.adam_update(p, g, m, v, step=next(steps), **kw))
+        limit = (lambda p=p, g=g, m=m, v=v, extra=extra:
+                 _core.memory_only_update(p, g, m, v, extra=extra))
+        nbytes = 3 * _ITEM[pdt] + 4 * _ITEM[sdt] + (
+            2 * (4 if master == "fp32" else 2) if master in ("fp32", "split", "kahan") else 0)
+        impls += [Impl(label, fn), Impl(label + " limit", limit)]
+        info[label] = nbytes
+    if _TORCH is not None:
+        torch = _TORCH
+        for dt in (torch.float32, torch.bfloat16):
+            tp = torch.from_numpy(p32).to(dt)
+            tp.grad = torch.from_numpy(g32).to(dt)
+            opt = torch.optim.Adam([tp], **_torch_kwargs("adam"), fused=True)
+            impls.append(Impl(f"torch fused Adam {str(dt)[6:]}", opt.step))
+    recs = []
+    for threads in args.threads:
+        _set_threads(threads)
+        measure(impls, args.budget)
+        by = {im.name: im for im in impls}
+        f32 = by[STORAGE_ROWS[0][0]].median
+        for label, *_ in STORAGE_ROWS:
+            im, lim = by[label], by[label + " limit"]
+            recs.append({"impl": label, "size": n, "threads": threads,
+                         "median_ns_per_elem": im.median * 1e9 / n,
+                         "bytes_per_elem": info[label],
+                         "limit_ns_per_elem": lim.median * 1e9 / n,
+                         "pct_of_limit": 100 * lim.median / im.median,
+                         "speed_vs_float32": f32 / im.median,
+                         **{f"speed_vs_{k[6:].replace(' ', '_')}": by[k].median / im.median
+                            for k in by if k.startswith("torch")},
+                         "noisy": im.noisy or lim.noisy})
+        for k in by:
+            if k.startswith("torch"):
+                recs.append({"impl": k, "size": n, "threads": threads,
+                             "median_ns_per_elem": by[k].median * 1e9 / n,
+                             "speed_vs_float32": f32 / by[k].median, "noisy": by[k].noisy})
+    _progress("")
+    out["storage"] = recs
+    torch_cols = [k for k in (im.name for im in impls) if k.startswith("torch")]
+    for threads in args.threads:
+        rows = []
+        for r in (r for r in recs if r["threads"] == threads):
+            mark = NOISY_MARK if r["noisy"] else ""
+            rows.append([r["impl"], fmt_num(r["median_ns_per_elem"]) + mark,
+                         str(r.get("bytes_per_elem", "-")),
+                         f"{r['pct_of_limit']:.0f}%" if "pct_of_limit" in r else "-",
+                         f"{r['speed_vs_float32']:.2f}x"]
+                        + [f"{r[f'speed_vs_{k[6:].replace(chr(32), chr(95))}']:.2f}x"
+                           if f"speed_vs_{k[6:].replace(chr(32), chr(95))}" in r else "-"
+                           for k in torch_cols])
+        print(f"\n### Adam by storage, {fmt_size(n)} elements, {threads} "
+              f"thread{'s' * (threads > 1)}: ns/element (median)\n")
+        print(table(["storage (param / state)", "ns/elem", "B/elem", "% limit",
+                     "elem/s vs f32"] + [f"vs {k[6:]}" for k in torch_cols], rows))
+    print("\n% limit: the memory-only loop over the same arrays (pyrmsprop._core."
+          "memory_only_update with extra=) / the update.  elem/s vs f32 and vs torch: "
+          "that row's time / this row's (above 1: this row is faster).")
+
+
 def run_per_call(args, out: dict) -> None:
     rng = np.random.default_rng(2)
     recs = []
@@ -1281,7 +1396,7 @@ def main(argv=None) -> int:
             run_threshold(args, out)
         else:
             for name, run in (("kernels", run_kernels), ("per-call", run_per_call),
-                              ("lists", run_lists)):
+                              ("lists", run_lists), ("storage", run_storage)):
                 if name in args.sections:
                     _use_simd(base)     # the other sections run on the run's own choice
                     run(args, out)
