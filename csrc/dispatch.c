@@ -195,16 +195,15 @@ static void target_store(int t) { atomic_store(&current_target, t); }
 /* The target of each rule and dtype, the same kind of atomic int: prm_set_target
  * sets them all, prm_set_rule_target one (pyrmsprop's "auto" mode runs each rule
  * on the target it measured fastest). */
-static prm_atomic_int rule_target[PRM_NRULES][2];
+static prm_atomic_int rule_target[PRM_NRULES][PRM_NSTORAGE];
 
+/* dtype: the param's storage (16-bit params have their own entries: their
+ * conversions make another target the fastest, e.g. AVX-512 for bfloat16 where
+ * AVX2 wins for float32) */
 static int rule_ok(int rule, int dtype)
 {
-    return rule >= 0 && rule < PRM_NRULES && (dtype == PRM_F32 || dtype == PRM_F64);
+    return rule >= 0 && rule < PRM_NRULES && dtype >= 0 && dtype < PRM_NSTORAGE;
 }
-
-/* The per-rule target entry of a storage type: float64's for float64, float32's
- * for every other (they all compute in float32). */
-static int compute_dtype(int dtype) { return dtype == PRM_F64 ? PRM_F64 : PRM_F32; }
 
 int prm_target_compiled(int target)
 {
@@ -232,7 +231,7 @@ void prm_set_target(int target)
     if (!prm_target_supported(target)) return;
     target_store(target);
     for (int r = 0; r < PRM_NRULES; r++)
-        for (int d = 0; d < 2; d++) atomic_store(&rule_target[r][d], target);
+        for (int d = 0; d < PRM_NSTORAGE; d++) atomic_store(&rule_target[r][d], target);
 }
 
 void prm_set_rule_target(int rule, int dtype, int target)
@@ -293,7 +292,7 @@ const char *prm_target_note(void)
 const prm_kernel_table *prm_table(void) { return tables[target_load()]; }
 const prm_kernel_table *prm_table_for(int rule, int dtype)
 {
-    return tables[prm_rule_target(rule, compute_dtype(dtype))];
+    return tables[prm_rule_target(rule, dtype)];
 }
 const prm_kernel_table *prm_table_of(int target)
 {

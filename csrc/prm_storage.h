@@ -43,20 +43,26 @@ PRM_INLINE float prm_f32(uint32_t u)
 /* ---- bfloat16 ------------------------------------------------------------------ */
 PRM_INLINE float prm_load_bf16(uint16_t h) { return prm_f32((uint32_t)h << 16); }
 
-PRM_INLINE uint16_t prm_bf16_nan(uint32_t u) { return (uint16_t)(((u >> 16) & 0x8000u) | 0x7fc0u); }
+/* The NaN of a float32's sign, and the select of it, in 32-bit lanes: the one
+ * narrowing to 16 bits comes last (a select of 16-bit values made gcc narrow the
+ * compare masks too: twice the packing work). */
+PRM_INLINE uint32_t prm_bf16_nan(uint32_t u) { return ((u >> 16) & 0x8000u) | 0x7fc0u; }
+
+PRM_INLINE uint16_t prm_bf16_or_nan(uint32_t u, uint32_t r)
+{
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? prm_bf16_nan(u) : r);
+}
 
 PRM_INLINE uint16_t prm_round_bf16(float f)
 {
     const uint32_t u = prm_u32(f);
-    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    return (u & 0x7fffffffu) > 0x7f800000u ? prm_bf16_nan(u) : (uint16_t)r;
+    return prm_bf16_or_nan(u, (u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
 PRM_INLINE uint16_t prm_sround_bf16(float f, uint32_t bits)
 {
     const uint32_t u = prm_u32(f);
-    const uint32_t r = (u + (bits & 0xffffu)) >> 16;
-    return (u & 0x7fffffffu) > 0x7f800000u ? prm_bf16_nan(u) : (uint16_t)r;
+    return prm_bf16_or_nan(u, (u + (bits & 0xffffu)) >> 16);
 }
 
 /* ---- selects on bits -------------------------------------------------------------
@@ -143,8 +149,7 @@ PRM_INLINE float prm_split_get(uint16_t hi, uint16_t lo)
 PRM_INLINE uint16_t prm_split_hi(float f)
 {
     const uint32_t u = prm_u32(f);
-    const uint32_t r = (u + 0x8000u) >> 16;
-    return (u & 0x7fffffffu) > 0x7f800000u ? prm_bf16_nan(u) : (uint16_t)r;
+    return prm_bf16_or_nan(u, (u + 0x8000u) >> 16);
 }
 
 PRM_INLINE uint16_t prm_split_lo(float f, uint16_t hi)

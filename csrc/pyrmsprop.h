@@ -122,8 +122,8 @@ int prm_target_best(void);             /* best supported target                 
 int prm_target_current(void);          /* the target last set with prm_set_target */
 void prm_set_target(int target);       /* every rule and dtype uses it; the caller
                                           checks prm_target_supported()            */
-/* One rule and dtype's target (an update's kernels come from its rule's entry;
- * the finite check from prm_target_current's table). */
+/* One rule and param storage's target (an update's kernels come from its rule's
+ * entry; the finite check from prm_target_current's table). */
 void prm_set_rule_target(int rule, int dtype, int target);
 int prm_rule_target(int rule, int dtype);
 /* Apply a job serially through one supported target's kernels, whatever the

@@ -216,7 +216,8 @@ def test_tune_simd_prints_saves_and_restores(capsys, tmp_path, monkeypatch):
     assert "### SIMD targets" in out and "| rule" in out and str(tmp_path / "simd.json") in out
     doc = json.loads(path.read_text())
     assert set(doc["simd_measurement"]) == {f"{r}/{d}" for r in bench.RULES
-                                            for d in ("float32", "float64")}
+                                            for d in ("float32", "float64", "bfloat16",
+                                                      "float16")}
     assert all(set(v) == set(targets) for v in doc["simd_measurement"].values())
     assert all(t in targets for per in doc["simd_by_rule"].values() for t in per.values())
     saved = json.loads((tmp_path / "simd.json").read_text())

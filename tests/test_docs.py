@@ -17,7 +17,8 @@ the test compares that with the number found here, so a check cannot be lost.
 
 A block that imports torch (``torch`` or ``pyrmsprop.torch``) skips without torch,
 unless ``PYRMSPROP_REQUIRE_TORCH=1`` (CI), where a missing torch is an error (the
-``torch`` fixture of conftest.py); a block importing scikit-learn skips without it.
+``torch`` fixture of conftest.py); a block importing scikit-learn or ml_dtypes skips
+without it.
 A block calling ``init_process_group`` gets the environment torchrun sets for a
 world of one process (RANK=0, WORLD_SIZE=1, LOCAL_RANK=0, MASTER_ADDR=127.0.0.1,
 MASTER_PORT=a free port).
@@ -197,6 +198,8 @@ def test_block_runs_as_pasted(path, line, source, tmp_path, request):
         request.getfixturevalue("torch")  # skip, or fail under PYRMSPROP_REQUIRE_TORCH=1
     if any(m.split(".")[0] == "sklearn" for m in modules):
         pytest.importorskip("sklearn", reason="this block needs scikit-learn")
+    if any(m.split(".")[0] == "ml_dtypes" for m in modules):
+        pytest.importorskip("ml_dtypes", reason="this block needs ml_dtypes (bfloat16)")
     env = {}
     if "init_process_group" in source:
         env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0",

@@ -542,7 +542,8 @@ CONSTRUCTOR_ERRORS = [
     (lambda: pyrmsprop.Adam(np.zeros(3)), TypeError, "not a single array"),
     (lambda: pyrmsprop.Adam([np.zeros(3), [1.0, 2.0]]), TypeError,
      r"params\[1\] must be a numpy array"),
-    (lambda: pyrmsprop.Adam([np.zeros(3, np.int64)]), TypeError, "float32 or float64"),
+    (lambda: pyrmsprop.Adam([np.zeros(3, np.int64)]), TypeError,
+     "float32, float64, bfloat16 or float16"),
     (lambda: pyrmsprop.Adam([np.zeros((4, 4))[:, ::2]]), ValueError, "not C-contiguous"),
     (lambda: pyrmsprop.Adam([np.zeros(2), _ro()]), ValueError, r"params\[1\] is read-only"),
     (lambda: pyrmsprop.SGD([_BASE[:6], np.zeros(2), _BASE[5:]]), ValueError,
@@ -889,8 +890,8 @@ def test_ema_over_mixed_dtypes_checks_every_dtype_before_writing():
     ema.update(params)
     before = [a.tobytes() for a in ema.averages]
     bad_last = params[:3] + [np.zeros(4, np.float64)]          # float32 average, float64 param
-    with pytest.raises(TypeError, match=r"params\[3\] has dtype float64 but averages\[3\] has "
-                                        r"dtype float32") as info:
+    with pytest.raises(TypeError, match=r"params\[3\] has dtype float64, but the EMA was made "
+                                        r"for dtype float32") as info:
         ema.update(bad_last)
     assert "call" not in str(info.value)
     bad_shape = params[:3] + [np.zeros(5, np.float32)]        # the second dtype's call is bad

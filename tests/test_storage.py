@@ -353,3 +353,163 @@ def test_all_finite_on_16_bit_arrays():
             b = a.copy()
             b[777] = bad
             assert not _core.all_finite([a, b])
+
+
+# ---- the stateful optimizers and pyrmsprop.torch ------------------------------------
+
+OPT_CASES = [("AdamW", {}), ("Adam", {"amsgrad": True}), ("SGD", {"momentum": 0.9}),
+             ("RMSprop", {"centered": True})]
+
+
+@pytest.mark.parametrize("master", MASTERS)
+@pytest.mark.parametrize("name,kw", OPT_CASES, ids=[c[0] for c in OPT_CASES])
+@pytest.mark.parametrize("state_dtype", [None, "float32"])
+def test_numpy_optimizers_with_state_dtype_and_master(name, kw, master, state_dtype, tmp_path):
+    """Five steps of the optimizer equal five functional calls with the arrays it
+    keeps; its state dict and checkpoint hold them and load back bit for bit."""
+    shapes = [(300,), (17, 9)]
+    if master == "stochastic":
+        return _check_stochastic_optimizer(name, kw, state_dtype, shapes)
+    rng = np.random.default_rng(11)
+    params = [rng.standard_normal(s).astype(BF16) for s in shapes]
+    twin = [p.copy() for p in params]
+    opt = getattr(pyrmsprop, name)(params, lr=1e-2, state_dtype=state_dtype, master=master,
+                                   seed=5, **kw)
+    sdt = BF16 if state_dtype is None else F32
+    extra = {"fp32": "master_param", "split": "param_lo", "kahan": "compensation"}.get(master)
+    mine = [dict() for _ in shapes]
+    for step in range(1, 6):
+        grads = [rng.standard_normal(s).astype(BF16) for s in shapes]
+        opt.step(grads)
+        for i, (p, g) in enumerate(zip(twin, grads)):
+            st = mine[i]
+            if extra and extra not in st:
+                st[extra] = (p.astype(np.float32) if extra == "master_param" else
+                             np.zeros(p.shape, np.uint16) if extra == "param_lo" else
+                             np.zeros(p.shape, BF16))
+            mkw = {extra: st[extra]} if extra else {}
+            _functional_step(name, kw, p, g, st, sdt, step, mkw)
+    for p, q in zip(params, twin):
+        assert np.array_equal(bits(p), bits(q))
+    for i in range(len(shapes)):
+        for k, v in mine[i].items():
+            assert np.array_equal(bits(opt.state[i][k]), bits(v)), (i, k)
+            assert opt.state[i][k].dtype == v.dtype
+    sd = opt.state_dict()
+    other = getattr(pyrmsprop, name)([p.copy() for p in params], lr=1e-2,
+                                     state_dtype=state_dtype, master=master, seed=5, **kw)
+    other.load_state_dict(sd)
+    path = tmp_path / "opt.npz"
+    opt.save(path)
+    third = getattr(pyrmsprop, name)([p.copy() for p in params], lr=1e-2,
+                                     state_dtype=state_dtype, master=master, seed=5, **kw)
+    third.load(path)
+    for o in (other, third):
+        for i in range(len(shapes)):
+            for k, v in opt.state[i].items():
+                if isinstance(v, np.ndarray):
+                    assert np.array_equal(bits(o.state[i][k]), bits(v)) and o.state[i][k].dtype == v.dtype
+
+
+def _functional_step(name, kw, p, g, st, sdt, step, mkw):
+    z = lambda: np.zeros(p.shape, sdt)  # noqa: E731
+    if name.startswith("Adam"):
+        for k in ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if kw.get("amsgrad") else ()):
+            st.setdefault(k, z())
+        pyrmsprop.adam_update(p, g, st["exp_avg"], st["exp_avg_sq"], step=step, lr=1e-2,
+                              weight_decay=0.01 if name == "AdamW" else 0.0,
+                              decoupled_weight_decay=name == "AdamW",
+                              max_exp_avg_sq=st.get("max_exp_avg_sq"), **kw, **mkw)
+    elif name == "SGD":
+        first = "momentum_buffer" not in st
+        st.setdefault("momentum_buffer", z())
+        _core.sgd_update_multi([p], [g], lr=1e-2, momentum_buffers=[st["momentum_buffer"]],
+                               first_step=first, **kw,
+                               **{k + "s": [v] for k, v in mkw.items()})
+    else:
+        st.setdefault("square_avg", z())
+        st.setdefault("grad_avg", z())
+        pyrmsprop.rmsprop_update(p, g, st["square_avg"], lr=1e-2, grad_avg=st["grad_avg"],
+                                 **kw, **mkw)
+
+
+def _check_stochastic_optimizer(name, kw, state_dtype, shapes):
+    """Stochastic rounding (keyed per compiled call by the seed and the call's first
+    parameter number): the same steps give the same bits with one thread and with
+    two (every chunk a split, threshold 0), another seed different ones."""
+    def run(seed, nthreads):
+        _core.set_num_threads(nthreads)
+        _core.set_thread_threshold(0)
+        rng = np.random.default_rng(11)
+        params = [rng.standard_normal(s).astype(BF16) for s in shapes]
+        opt = getattr(pyrmsprop, name)(params, lr=1e-2, state_dtype=state_dtype,
+                                       master="stochastic", seed=seed, **kw)
+        for _ in range(5):
+            opt.step([rng.standard_normal(s).astype(BF16) for s in shapes])
+        return [bits(p).copy() for p in params]
+    old, old_t = _core.get_num_threads(), _core.get_thread_threshold()
+    try:
+        a, b, c = run(5, 1), run(5, 2), run(6, 1)
+    finally:
+        _core.set_num_threads(old)
+        _core.set_thread_threshold(old_t)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_optimizer_storage_options_are_checked_up_front():
+    p32 = [np.zeros(4, np.float32)]
+    with pytest.raises(ValueError, match=r"master='fp32' needs bfloat16 or float16 params; "
+                                         r"params\[0\]"):
+        pyrmsprop.Adam(p32, master="fp32")
+    with pytest.raises(TypeError, match=r"state_dtype='float16' does not suit params\[0\]"):
+        pyrmsprop.Adam([np.zeros(4, BF16)], state_dtype="float16")
+    with pytest.raises(ValueError, match="master must be one of"):
+        pyrmsprop.SGD([np.zeros(4, BF16)], lr=0.1, master="double")
+    with pytest.raises(TypeError, match="state_dtype must be None or one of"):
+        pyrmsprop.SGD([np.zeros(4, BF16)], lr=0.1, state_dtype="int8")
+    with pytest.raises(ValueError, match="master='split' needs bfloat16"):
+        pyrmsprop.RMSprop([np.zeros(4, F16)], master="split")
+    opt = pyrmsprop.Adam([np.zeros(4, BF16)])
+    with pytest.raises(ValueError, match=r"params\[0\]"):
+        opt.add_param_group({"params": [np.zeros(3, np.float64)], "master": "kahan"})
+    assert len(opt.param_groups) == 1
+
+
+def test_ema_of_bfloat16_weights_in_float32():
+    rng = np.random.default_rng(2)
+    w = [rng.standard_normal(100).astype(BF16)]
+    ema = pyrmsprop.EMA(w, beta=0.9, state_dtype="float32")
+    want = np.zeros(100, np.float32)
+    for _ in range(4):
+        w[0][...] = rng.standard_normal(100).astype(BF16)
+        ema.update(w)
+        reference.ema_update(want, w[0], beta=0.9)
+    assert ema.averages[0].dtype == F32 and np.array_equal(bits(ema.averages[0]), bits(want))
+    with pytest.raises(TypeError, match="state_dtype='float16' does not suit"):
+        pyrmsprop.EMA(w, state_dtype="float16")
+
+
+def test_torch_split_master_trains_like_float32():
+    """pyrmsprop.torch.AdamW on a bfloat16 model with master='split' and float32
+    state: its master equals float32 training with the same (bfloat16-valued)
+    gradients, bit for bit; its state dict loads into torch.optim.AdamW."""
+    torch = pytest.importorskip("torch")
+    import pyrmsprop.torch as pt
+    torch.manual_seed(0)
+    w16 = torch.randn(257, 33).to(torch.bfloat16).requires_grad_()
+    w32 = w16.detach().float().clone().requires_grad_()
+    o16 = pt.AdamW([w16], lr=1e-2, state_dtype="float32", master="split")
+    o32 = pt.AdamW([w32], lr=1e-2)
+    for _ in range(50):
+        g = torch.randn(257, 33).to(torch.bfloat16)
+        w16.grad, w32.grad = g.clone(), g.float()
+        o16.step()
+        o32.step()
+    from pyrmsprop import _emulate
+    lo = o16.state[w16]["param_lo"].numpy().view(np.uint16)
+    master = _emulate.split_get(w16.detach().view(torch.int16).numpy().view(np.uint16), lo)
+    assert np.array_equal(master.view(np.uint32), w32.detach().numpy().view(np.uint32))
+    ref = torch.optim.AdamW([w16.detach().clone().requires_grad_()], lr=1e-2)
+    ref.load_state_dict(o16.state_dict())
+    assert set(ref.state_dict()["state"][0]) >= {"step", "exp_avg", "exp_avg_sq"}

@@ -368,7 +368,8 @@ def test_add_param_group(name, opts, dtype, torch, pt):
             ours.add_param_group({"params": models[0][2].parameters(), **extra})
             theirs.add_param_group({"params": models[1][2].parameters(), **extra})
             assert ours.param_groups[1].keys() == theirs.param_groups[1].keys() | (
-                {"eps_in_sqrt"} if name == "RMSprop" else set())
+                {"eps_in_sqrt"} if name == "RMSprop" else set()) | {
+                "state_dtype", "master", "seed"}
         backward_and_share(torch, models, (ours, theirs), k, dtype)
         ours.step()
         theirs.step()

@@ -1149,14 +1149,15 @@ cdef int _storage_id(object dtype) except -2:
 
 cdef int _rule_dtype(object rule, object dtype, int *r, int *d) except -1:
     r[0] = _rule_id(rule)
-    d[0] = _dtype_id(dtype)
+    d[0] = _storage_id(dtype)
     if d[0] < 0:
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        raise ValueError(f"dtype must be 'float32', 'float64', 'bfloat16' or 'float16', "
+                         f"got {dtype!r}")
     return 0
 
 
 def rule_target(rule, dtype):
-    """The SIMD target updates of ``rule`` and ``dtype`` run on."""
+    """The SIMD target updates of ``rule`` with params of ``dtype`` run on."""
     cdef int r, d
     _rule_dtype(rule, dtype, &r, &d)
     return _name(prm_rule_target(r, d))

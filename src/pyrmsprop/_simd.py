@@ -28,7 +28,7 @@ from pyrmsprop._version import __version__
 
 ARRAYS = _core._RULE_ARRAYS   # the arrays each rule's timing takes
 RULES = tuple(ARRAYS)         # ema, rmsprop, adam, sgd
-DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64", "bfloat16", "float16")   # the params' (state alike)
 ELEMS = 16384      # per array: every rule's arrays fit in a core's L2
 ROUNDS = 3         # timings per rule, dtype and target; the fastest counts
 WARM = 1e-3        # seconds a target runs untimed before each timing ...
@@ -47,13 +47,13 @@ def measure(rounds: int = ROUNDS) -> dict[str, dict[str, float]]:
     """ns/element of every rule and dtype on every supported target, in cache, one
     thread: ``{"adam/float32": {"baseline": 0.60, "avx2": 0.50, "avx512": 0.53},
     ...}``, the fastest of ``rounds`` timings, the targets in a new order every
-    round.  Takes about half a second with three targets."""
+    round.  Takes about a second with three targets."""
     targets = _core.simd_targets()
     rng = np.random.default_rng(0)
     out: dict[str, dict[str, float]] = {}
     for rule in RULES:
         for dtype in DTYPES:
-            arrays = _arrays(rng, ARRAYS[rule], np.dtype(dtype))
+            arrays = _arrays(rng, ARRAYS[rule], dtype)
             once = min(_core.time_on(targets[-1], rule, arrays, 1) for _ in range(3))
             warm = max(1, int(WARM / max(once, 1e-7)))
             calls = max(1, int(TIMED / max(once, 1e-7)))
@@ -67,18 +67,27 @@ def measure(rounds: int = ROUNDS) -> dict[str, dict[str, float]]:
     return out
 
 
-def _arrays(rng: np.random.Generator, count: int, dtype: np.dtype) -> list[np.ndarray]:
+def _arrays(rng: np.random.Generator, count: int, dtype: str) -> list:
     """``count`` arrays of ELEMS elements, 64-byte aligned, array k starting k KiB
     into a 4 KiB page: where two arrays' addresses agree in their low 12 bits, a
     load can wait on a store to the other (the core compares only those bits at
-    first), which would make the choice depend on where malloc put the arrays."""
+    first), which would make the choice depend on where malloc put the arrays.
+    bfloat16 arrays are uint16 arrays of float32s' top halves, wrapped
+    (_core.bf16_bits): no ml_dtypes needed."""
+    bf16 = dtype == "bfloat16"
+    store = np.dtype(np.uint16 if bf16 else dtype)
     out = []
     for k in range(count):
-        buf = np.empty(ELEMS + 8192 // dtype.itemsize, dtype)
-        skip = ((1024 * (k % 4) - buf.ctypes.data) % 4096) // dtype.itemsize
+        buf = np.empty(ELEMS + 8192 // store.itemsize, store)
+        skip = ((1024 * (k % 4) - buf.ctypes.data) % 4096) // store.itemsize
         a = buf[skip:skip + ELEMS]
-        a[...] = rng.uniform(0.5, 1.0, ELEMS)
-        out.append(a)
+        values = rng.uniform(0.5, 1.0, ELEMS)
+        if bf16:
+            a[...] = (values.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+            out.append(_core.bf16_bits(a))
+        else:
+            a[...] = values
+            out.append(a)
     return out
 
 

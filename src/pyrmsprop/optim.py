@@ -9,6 +9,14 @@ Each ``step`` runs one compiled call per parameter group (per dtype), whatever
 the number of arrays, split across threads by total size.  ``lr`` may be a
 float or a schedule (a callable ``step -> lr``, see :mod:`pyrmsprop.schedules`).
 State arrays are allocated on a parameter's first step, as torch does.
+
+Every optimizer takes, per group, ``state_dtype`` (the state arrays' dtype: None
+for the param's, or 'float32' / 'bfloat16' / 'float16' / 'float64' as the
+param's dtype allows), ``master`` (how a bfloat16/float16 param keeps what its
+rounding loses: None, 'fp32' (a float32 copy, state['master_param']), 'split'
+(bfloat16: the low halves, state['param_lo']), 'kahan' (state['compensation']) or
+'stochastic' (stochastic rounding, keyed by ``seed``, the step, the parameter and
+the element)) and ``seed`` (an int).
 """
 
 from __future__ import annotations
@@ -31,16 +39,64 @@ _FORMAT = "pyrmsprop-state"
 _CALLABLE_LR = "<callable>"
 
 
+_FLOATS = ("float32", "float64", "bfloat16", "float16")
+# the state dtypes each param dtype allows (the first: its default), as the kernels
+_STATE_FOR = {"float64": ("float64",), "float32": ("float32", "bfloat16"),
+              "bfloat16": ("bfloat16", "float32"), "float16": ("float16", "float32")}
+_MASTERS = (None, "fp32", "split", "kahan", "stochastic")
+# the state array each master mode keeps beside the param
+_MASTER_ARRAY = {"fp32": "master_param", "split": "param_lo", "kahan": "compensation"}
+
+
+def _dtype_name(dt) -> str:
+    return np.dtype(dt).name
+
+
+def _np_dtype(name: str) -> np.dtype:
+    if name == "bfloat16":
+        import ml_dtypes   # only reached with bfloat16 params or state, which need it
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def _state_dtype_option(value) -> str | None:
+    """A group's ``state_dtype`` as a dtype name (None: the param's)."""
+    if value is None:
+        return None
+    name = getattr(value, "__name__", None) or getattr(value, "name", None) or value
+    if isinstance(name, str) and name in _FLOATS:
+        return name
+    raise TypeError(f"state_dtype must be None or one of {list(_FLOATS)}, got {value!r}")
+
+
+def _check_storage(params: list, group: dict, where: str) -> None:
+    """Each param's dtype allows the group's state_dtype and master (TypeError /
+    ValueError naming the param), before anything is allocated or written."""
+    sd, master = group["state_dtype"], group["master"]
+    for i, p in enumerate(params):
+        pd = _dtype_name(p.dtype)
+        if sd is not None and sd not in _STATE_FOR[pd]:
+            raise TypeError(f"state_dtype={sd!r} does not suit {where}[{i}] of dtype {pd}: "
+                            f"its state must be {' or '.join(_STATE_FOR[pd])}")
+        if master is not None and pd not in ("bfloat16", "float16"):
+            raise ValueError(f"master={master!r} needs bfloat16 or float16 params; "
+                             f"{where}[{i}] has dtype {pd} (its own master)")
+        if master == "split" and pd != "bfloat16":
+            raise ValueError(f"master='split' needs bfloat16 params; {where}[{i}] has dtype {pd}")
+
+
 def _check_params(params: list, where: str, written: bool = True) -> None:
-    """Every parameter a C-contiguous, aligned float32/float64 ndarray; if ``written``, also
-    writable and no two sharing memory (arrays only read may be read-only views)."""
+    """Every parameter a C-contiguous, aligned float32/float64/bfloat16/float16 ndarray; if
+    ``written``, also writable and no two sharing memory (arrays only read may be
+    read-only views)."""
     spans = []
     for i, p in enumerate(params):
         name = f"{where}[{i}]"
         if not isinstance(p, np.ndarray):
             raise TypeError(f"{name} must be a numpy array, got {type(p).__name__}")
-        if p.dtype not in (np.float32, np.float64):
-            raise TypeError(f"{name} must have dtype float32 or float64, got {p.dtype}")
+        if p.dtype.name not in _FLOATS:
+            raise TypeError(f"{name} must have dtype float32, float64, bfloat16 or float16, "
+                            f"got {p.dtype}")
         if not p.flags.c_contiguous:
             raise ValueError(f"{name} is not C-contiguous; parameters are updated in place")
         if p.size and not p.flags.aligned:
@@ -80,7 +136,7 @@ def _check_dtypes(arrays: list, name: str, like: list, like_name: str) -> None:
     whose message would speak of arrays of one call)."""
     for i, (a, b) in enumerate(zip(arrays, like)):
         dt = getattr(a, "dtype", None)
-        if dt is not None and dt in (np.float32, np.float64) and dt != b.dtype:
+        if dt is not None and getattr(dt, "name", None) in _FLOATS and dt != b.dtype:
             raise TypeError(f"{name}[{i}] has dtype {dt} but {like_name}[{i}] has dtype "
                             f"{b.dtype}; each must match")
 
@@ -97,7 +153,8 @@ def _offset(a: np.ndarray) -> int:
     return (addr % _ALIGN) // a.dtype.itemsize
 
 
-def _packed(like: list[np.ndarray], values: list | None = None) -> list[np.ndarray]:
+def _packed(like: list[np.ndarray], values: list | None = None,
+            dtype=None) -> list[np.ndarray]:
     """Arrays shaped and typed like ``like`` (one dtype), as views of ONE new buffer,
     each starting at the same offset within a 64-byte line as its counterpart in
     ``like`` (on a line when that is aligned, as torch allocates; 16 bytes past one
@@ -109,14 +166,16 @@ def _packed(like: list[np.ndarray], values: list | None = None) -> list[np.ndarr
     asks the kernel for huge pages for allocations of 4 MiB and more, and per-tensor
     state arrays of a real model (mostly below that) would otherwise stream through
     4 KiB pages, which measurably slows a memory-bound step (see
-    ``python -m pyrmsprop.bench``, lists)."""
+    ``python -m pyrmsprop.bench``, lists).  ``dtype``: the new arrays' (default:
+    like's); offsets count in bytes, so arrays of another size keep the lines."""
     if not like:
         return []
-    dtype = like[0].dtype
+    dtype = like[0].dtype if dtype is None else np.dtype(dtype)
     per = _ALIGN // dtype.itemsize
     offsets, total = [], 0
     for a in like:
-        total += (_offset(a) - total) % per      # to the counterpart's place in a line
+        at = _offset(a) * a.dtype.itemsize // dtype.itemsize
+        total += (at - total) % per              # to the counterpart's place in a line
         offsets.append(total)
         total += a.size
     buf = np.zeros(total + per, dtype=dtype)
@@ -128,13 +187,16 @@ def _packed(like: list[np.ndarray], values: list | None = None) -> list[np.ndarr
     return out
 
 
-def _packed_by_dtype(like: list[np.ndarray], values: list | None = None) -> list[np.ndarray]:
-    """:func:`_packed` for arrays of mixed dtypes: one buffer per dtype, same order."""
+def _packed_by_dtype(like: list[np.ndarray], values: list | None = None,
+                     dtypes: list | None = None) -> list[np.ndarray]:
+    """:func:`_packed` for arrays of mixed dtypes (``dtypes[i]``, default like's):
+    one buffer per dtype, same order."""
+    dts = [a.dtype for a in like] if dtypes is None else [np.dtype(d) for d in dtypes]
     out: list[Any] = [None] * len(like)
-    for dt in dict.fromkeys(a.dtype for a in like):
-        idx = [i for i, a in enumerate(like) if a.dtype == dt]
+    for dt in dict.fromkeys(dts):
+        idx = [i for i, d in enumerate(dts) if d == dt]
         vals = None if values is None else [values[i] for i in idx]
-        for i, a in zip(idx, _packed([like[i] for i in idx], vals)):
+        for i, a in zip(idx, _packed([like[i] for i in idx], vals, dt)):
             out[i] = a
     return out
 
@@ -165,8 +227,13 @@ def _atomic_savez(path: str | os.PathLike, meta: dict, arrays: dict[str, np.ndar
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".pyrmsprop-", suffix=".npz.tmp", dir=folder)
     try:
+        # numpy cannot store ml_dtypes' bfloat16 without pickling: its bits, as uint16,
+        # under a name that says so
+        plain = {(k + ".bfloat16" if v.dtype.name == "bfloat16" else k):
+                 (v.view(np.uint16) if v.dtype.name == "bfloat16" else v)
+                 for k, v in arrays.items()}
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays)
+            np.savez(f, __meta__=np.array(json.dumps(meta)), **plain)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -183,7 +250,14 @@ def _load_npz(path: str | os.PathLike, kind: str) -> tuple[dict, dict[str, np.nd
         if "__meta__" not in z.files:
             raise ValueError(f"{os.fspath(path)!r} is not a pyrmsprop checkpoint")
         meta = json.loads(str(z["__meta__"]))
-        arrays = {k: z[k] for k in z.files if k != "__meta__"}
+        arrays = {}
+        for k in z.files:
+            if k == "__meta__":
+                continue
+            if k.endswith(".bfloat16"):
+                arrays[k[:-len(".bfloat16")]] = z[k].view(_np_dtype("bfloat16"))
+            else:
+                arrays[k] = z[k]
     if meta.get("format") != _FORMAT or meta.get("kind") != kind:
         raise ValueError(
             f"{os.fspath(path)!r} holds {meta.get('kind')!r} state, not {kind!r}")
@@ -222,9 +296,17 @@ class Optimizer:
     # ---- groups -----------------------------------------------------------------
     def _check_group(self, group: dict[str, Any]) -> None:
         """Check hyperparameters with the same code the kernels use: a call on no arrays."""
+        group["state_dtype"] = _state_dtype_option(group.get("state_dtype"))
+        if group.get("master") not in _MASTERS:
+            raise ValueError(f"master must be one of {list(_MASTERS)}, got {group.get('master')!r}")
+        seed = group.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or \
+                not 0 <= int(seed) < 2**63:
+            raise TypeError(f"seed must be an integer in [0, 2**63), got {seed!r}")
         lr = group["lr"]
         if callable(lr):
             group = {**group, "lr": 0.0}
+        self._master = {}
         self._update(group, [], [], None, 1, group["lr"], first=False)
 
     def add_param_group(self, group: dict[str, Any]) -> None:
@@ -243,6 +325,7 @@ class Optimizer:
         self._check_group(new)
         existing = [p for g in self.param_groups for p in g["params"]]
         _check_params(existing + params, "params")
+        _check_storage(params, new, "params")
         self.param_groups.append(new)
         self.state.extend({} for _ in params)
 
@@ -299,12 +382,33 @@ class Optimizer:
         """:meth:`_update` on the parameters numbered ``members``; errors name them
         by those numbers ("grads[3]"), not by their place in this call."""
         try:
+            self._master = self._master_kwargs(group, members, states, step)
             self._update(group, params, [grads[i] for i in members], states, step, lr, first)
         except (TypeError, ValueError) as exc:
             raise _renamed(exc, members) from None
 
     def _first(self, group: dict, i: int) -> bool:
         return False
+
+    _master: dict[str, Any] = {}
+
+    def _master_kwargs(self, group, members, states, step) -> dict[str, Any]:
+        """The master keywords of one compiled call (the kernels' names, plural).
+        Stochastic rounding keys each call by the group's seed and its first
+        parameter's number (the kernel adds the step, the place in the call and the
+        element), so no two parameters share random bits."""
+        master = group["master"]
+        if master is None:
+            return {}
+        if master == "stochastic":
+            seed = (int(group["seed"]) * 0x9E3779B97F4A7C15 + members[0]) % 2**64
+            return {"seed": seed, **({"step": step} if self._sr_step else {})}
+        name = _MASTER_ARRAY[master]
+        if states is None:
+            return {}    # a check-only call: the state is not there yet
+        return {name + "s": [s[name] for s in states]}
+
+    _sr_step = True    # the rule takes step= for stochastic rounding (Adam has its own)
 
     @staticmethod
     def _lr(group: dict, step: int) -> float:
@@ -323,10 +427,31 @@ class Optimizer:
         step.  Each state name gets one buffer for the lot (:func:`_packed`)."""
         for i in members:
             self.state[i].setdefault("step", 0)
-        for name in self._state_arrays(group):
+        for name in self._all_state_arrays(group):
             need = [(i, p) for i, p in zip(members, params) if name not in self.state[i]]
-            for (i, _), a in zip(need, _packed([p for _, p in need])):
+            if not need:
+                continue
+            dtype = self._dtype_of(group, need[0][1], name)
+            values = [p.astype(np.float32) for _, p in need] if name == "master_param" else None
+            for (i, _), a in zip(need, _packed([p for _, p in need], values, dtype)):
                 self.state[i][name] = a
+
+    def _all_state_arrays(self, group) -> tuple[str, ...]:
+        """The rule's state arrays and the master mode's."""
+        extra = _MASTER_ARRAY.get(group["master"])
+        return self._state_arrays(group) + ((extra,) if extra else ())
+
+    @staticmethod
+    def _dtype_of(group, p: np.ndarray, name: str) -> np.dtype:
+        """The dtype of state array ``name`` of param ``p`` in ``group``."""
+        if name == "master_param":
+            return np.dtype(np.float32)
+        if name == "param_lo":
+            return np.dtype(np.uint16)
+        if name == "compensation":
+            return p.dtype
+        sd = group["state_dtype"]
+        return p.dtype if sd is None else _np_dtype(sd)
 
     def _state_arrays(self, group) -> tuple[str, ...]:
         raise NotImplementedError
@@ -391,9 +516,9 @@ class Optimizer:
             group = next(g for g, idx in zip(new_groups, (r for _, r in
                          self._groups_with_index())) if i in idx)
             p = self._param(i)
-            expected = {"step", *self._state_arrays(group)}
+            expected = {"step", *self._all_state_arrays(group)}
             # arrays of an option switched off since (torch keeps them too) are allowed
-            allowed = {"step", *self._STATE_NAMES}
+            allowed = {"step", *self._STATE_NAMES, *_MASTER_ARRAY.values()}
             if not expected <= set(st) <= allowed:
                 raise ValueError(f"state of parameter {i} has keys {sorted(st)}, expected "
                                  f"{sorted(expected)}")
@@ -403,18 +528,20 @@ class Optimizer:
             new_st = {"step": int(step)}
             for name in sorted(set(st) - {"step"}):
                 a = np.asarray(st[name])
-                if a.shape != p.shape or a.dtype != p.dtype:
+                want = self._dtype_of(group, p, name)
+                if a.shape != p.shape or a.dtype != want:
                     raise ValueError(f"state {name!r} of parameter {i} has shape {a.shape} "
-                                     f"and dtype {a.dtype}, the parameter {p.shape} {p.dtype}")
+                                     f"and dtype {a.dtype}, the parameter {p.shape} (this "
+                                     f"state's dtype: {want})")
                 new_st[name] = a
             new_state[i] = new_st
         # copies, packed into one buffer per (state name, dtype) as a step allocates them
         # (each at its parameter's offset in a cache line, as :func:`_packed` places them)
-        for name in self._STATE_NAMES:
+        for name in (*self._STATE_NAMES, *_MASTER_ARRAY.values()):
             have = [i for i, st in enumerate(new_state) if name in st]
             arrays = [new_state[i][name] for i in have]
             like = [self._param(i) for i in have]
-            for i, a in zip(have, _packed_by_dtype(like, arrays)):
+            for i, a in zip(have, _packed_by_dtype(like, arrays, [x.dtype for x in arrays])):
                 new_state[i][name] = a
         for group, new in zip(self.param_groups, new_groups):
             group.clear()
@@ -470,10 +597,13 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, *, maximize=False, skip_nonfinite=False):
+                 nesterov=False, *, maximize=False, skip_nonfinite=False, state_dtype=None,
+                 master=None, seed=0):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov,
-                                      maximize=maximize), skip_nonfinite=skip_nonfinite)
+                                      maximize=maximize, state_dtype=state_dtype,
+                                      master=master, seed=seed),
+                         skip_nonfinite=skip_nonfinite)
 
     _STATE_NAMES = ("momentum_buffer",)
 
@@ -489,7 +619,7 @@ class SGD(Optimizer):
             momentum_buffers=self._lists(states, "momentum_buffer", group["momentum"] > 0),
             dampening=group["dampening"], nesterov=group["nesterov"],
             weight_decay=group["weight_decay"], maximize=group["maximize"],
-            first_step=first, _validate_only=states is None)
+            first_step=first, _validate_only=states is None, **self._master)
 
 
 class RMSprop(Optimizer):
@@ -502,10 +632,12 @@ class RMSprop(Optimizer):
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
                  momentum=0.0, centered=False, *, maximize=False, eps_in_sqrt=False,
-                 skip_nonfinite=False):
+                 skip_nonfinite=False, state_dtype=None, master=None, seed=0):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered, maximize=maximize,
-                                      eps_in_sqrt=eps_in_sqrt), skip_nonfinite=skip_nonfinite)
+                                      eps_in_sqrt=eps_in_sqrt, state_dtype=state_dtype,
+                                      master=master, seed=seed),
+                         skip_nonfinite=skip_nonfinite)
 
     _STATE_NAMES = ("square_avg", "momentum_buffer", "grad_avg")
 
@@ -525,7 +657,7 @@ class RMSprop(Optimizer):
             centered=group["centered"],
             grad_avgs=self._lists(states, "grad_avg", group["centered"]),
             eps_in_sqrt=group["eps_in_sqrt"], maximize=group["maximize"],
-            _validate_only=states is None)
+            _validate_only=states is None, **self._master)
 
 
 class Adam(Optimizer):
@@ -538,12 +670,17 @@ class Adam(Optimizer):
 
     _decoupled = False
 
+    _sr_step = False   # Adam's own step keys stochastic rounding
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, *, maximize=False, skip_nonfinite=False):
+                 amsgrad=False, *, maximize=False, skip_nonfinite=False, state_dtype=None,
+                 master=None, seed=0):
         betas = tuple(betas) if isinstance(betas, (tuple, list)) else betas
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad,
-                                      maximize=maximize), skip_nonfinite=skip_nonfinite)
+                                      maximize=maximize, state_dtype=state_dtype,
+                                      master=master, seed=seed),
+                         skip_nonfinite=skip_nonfinite)
 
     def _check_group(self, group):
         betas = group["betas"]
@@ -564,7 +701,7 @@ class Adam(Optimizer):
             weight_decay=group["weight_decay"], decoupled_weight_decay=self._decoupled,
             amsgrad=group["amsgrad"],
             max_exp_avg_sqs=self._lists(states, "max_exp_avg_sq", group["amsgrad"]),
-            maximize=group["maximize"], _validate_only=states is None)
+            maximize=group["maximize"], _validate_only=states is None, **self._master)
 
 
 class AdamW(Adam):
@@ -574,9 +711,11 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False, skip_nonfinite=False):
+                 amsgrad=False, *, maximize=False, skip_nonfinite=False, state_dtype=None,
+                 master=None, seed=0):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize, skip_nonfinite=skip_nonfinite)
+                         amsgrad=amsgrad, maximize=maximize, skip_nonfinite=skip_nonfinite,
+                         state_dtype=state_dtype, master=master, seed=seed)
 
 
 class EMA:
@@ -589,30 +728,39 @@ class EMA:
     averages, :meth:`copy_to` writes them into arrays (e.g. for evaluation).
     """
 
-    def __init__(self, params, beta: float = 0.999, bias_correction: bool = True) -> None:
+    def __init__(self, params, beta: float = 0.999, bias_correction: bool = True, *,
+                 state_dtype=None) -> None:
         if isinstance(params, np.ndarray):
             raise TypeError("params must be a list of arrays, not a single array")
         params = list(params)
         _check_params(params, "params", written=False)   # only read: read-only arrays are fine
         _core.ema_update_multi([], [], beta=beta, _validate_only=True)  # checks beta
+        sd = _state_dtype_option(state_dtype)
+        _check_storage(params, {"state_dtype": sd, "master": None}, "params")
         self.beta = float(beta)
         self.bias_correction = bool(bias_correction)
-        self._set_averages(_packed_by_dtype(params))
+        # the params' dtypes, which update() checks (the averages' may differ)
+        self._param_dtypes = [p.dtype for p in params]
+        self._set_averages(_packed_by_dtype(
+            params, dtypes=[p.dtype if sd is None else _np_dtype(sd) for p in params]))
         self.num_updates = 0
 
     def _set_averages(self, averages: list[np.ndarray]) -> None:
         self.averages = averages
-        # one compiled call per dtype: the numbers of the averages of each dtype
-        by_dtype: dict[np.dtype, list[int]] = {}
+        # one compiled call per (param, average) dtype pair
+        by_dtype: dict[tuple, list[int]] = {}
         for i, a in enumerate(averages):
-            by_dtype.setdefault(a.dtype, []).append(i)
+            by_dtype.setdefault((self._param_dtypes[i], a.dtype), []).append(i)
         self._by_dtype = list(by_dtype.values())
 
     def update(self, params) -> None:
         """Fold the current values of ``params`` (one array per average, in order)
         into the averages; every array is checked before any average is written."""
         params = _as_list(params, "params", len(self.averages), "the EMA", "average")
-        _check_dtypes(params, "params", self.averages, "averages")
+        for i, (a, dt) in enumerate(zip(params, self._param_dtypes)):
+            if getattr(a, "dtype", dt) != dt:
+                raise TypeError(f"params[{i}] has dtype {a.dtype}, but the EMA was made for "
+                                f"dtype {dt}")
         for validate in ([True] if len(self._by_dtype) > 1 else []) + [False]:
             for idx in self._by_dtype:
                 try:
@@ -637,9 +785,10 @@ class EMA:
         """Write :meth:`average` into ``params`` (checked for shapes/dtypes first)."""
         params = _as_list(params, "params", len(self.averages), "the EMA", "average")
         for i, (p, a) in enumerate(zip(params, self.averages)):
-            if not isinstance(p, np.ndarray) or p.shape != a.shape or p.dtype != a.dtype:
+            dt = self._param_dtypes[i]
+            if not isinstance(p, np.ndarray) or p.shape != a.shape or p.dtype != dt:
                 raise ValueError(f"params[{i}] must be an array of shape {a.shape} and dtype "
-                                 f"{a.dtype}")
+                                 f"{dt}")
             if not p.flags.writeable:
                 raise ValueError(f"params[{i}] is read-only")
         for p, avg in zip(params, self.average()):

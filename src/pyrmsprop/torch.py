@@ -12,7 +12,11 @@ and ``torch.optim.lr_scheduler`` work as usual.  CPU tensors reach the kernels
 without copies (they share memory with numpy); each step is one compiled call
 per parameter group and dtype.  bfloat16 and float16 params keep state of their
 own dtype, as torch's do, and are computed in float32 with each stored value
-rounded once to nearest even, as torch's fused kernels do.  ``foreach``/``fused`` are accepted and ignored
+rounded once to nearest even, as torch's fused kernels do.  Every optimizer also
+takes, per group, ``state_dtype`` (e.g. 'float32' state for bfloat16 params, or
+'bfloat16' state for float32 ones), ``master`` (None, 'fp32', 'split', 'kahan',
+'stochastic': see :mod:`pyrmsprop.optim`) and ``seed``; the extra arrays live in
+the state as 'master_param', 'param_lo' (int16) or 'compensation'.  ``foreach``/``fused`` are accepted and ignored
 (every step is fused); ``capturable``/``differentiable`` are not supported.
 """
 
@@ -25,10 +29,19 @@ import torch
 from torch.optim import Optimizer as _TorchOptimizer
 
 from pyrmsprop import _core
+from pyrmsprop.optim import _MASTER_ARRAY, _MASTERS, _STATE_FOR, _state_dtype_option
 
 __all__ = ["SGD", "Adam", "AdamW", "RMSprop"]
 
 _DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+_TORCH_DTYPE = {"float32": torch.float32, "float64": torch.float64,
+                "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
 
 
 def _scalar(x: Any) -> Any:
@@ -56,9 +69,18 @@ class _Base(_TorchOptimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         gi = len(self.param_groups) - 1
+        group = self.param_groups[-1]
         try:
-            for pi, p in enumerate(self.param_groups[-1]["params"]):
+            group["state_dtype"] = _state_dtype_option(group.get("state_dtype"))
+            if group.get("master") not in _MASTERS:
+                raise ValueError(f"master must be one of {list(_MASTERS)}, got "
+                                 f"{group.get('master')!r}")
+            seed = group.get("seed", 0)
+            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+                raise TypeError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+            for pi, p in enumerate(group["params"]):
                 self._check_param(p, gi, pi)
+                self._check_storage(group, p, f"param_groups[{gi}]['params'][{pi}]")
         except (TypeError, ValueError):
             self.param_groups.pop()   # a refused group leaves the optimizer as it was
             raise
@@ -76,15 +98,66 @@ class _Base(_TorchOptimizer):
         if not p.is_contiguous():
             raise ValueError(f"{name} is not contiguous; it is updated in place")
 
+    @staticmethod
+    def _check_storage(group: dict, p: torch.Tensor, name: str) -> None:
+        pd, sd, master = _name(p.dtype), group.get("state_dtype"), group.get("master")
+        if pd not in _STATE_FOR:
+            return          # _check_param names it
+        if sd is not None and sd not in _STATE_FOR[pd]:
+            raise TypeError(f"state_dtype={sd!r} does not suit {name} of dtype {pd}: its "
+                            f"state must be {' or '.join(_STATE_FOR[pd])}")
+        if master is not None and pd not in ("bfloat16", "float16"):
+            raise ValueError(f"master={master!r} needs bfloat16 or float16 params; {name} "
+                             f"has dtype {pd} (its own master)")
+        if master == "split" and pd != "bfloat16":
+            raise ValueError(f"master='split' needs bfloat16 params; {name} has dtype {pd}")
+
+    @staticmethod
+    def _alloc(group: dict, p: torch.Tensor, name: str) -> torch.Tensor:
+        """State array ``name`` of ``p`` in ``group``, new: zeros in the group's state
+        dtype, or the master mode's array (a float32 copy of p, its low halves as
+        int16 zeros, a Kahan compensation of p's dtype)."""
+        if name == "master_param":
+            return p.detach().to(torch.float32, copy=True)
+        if name == "param_lo":
+            return torch.zeros(p.shape, dtype=torch.int16)
+        if name == "compensation":
+            return torch.zeros_like(p, memory_format=torch.preserve_format)
+        sd = group.get("state_dtype")
+        dtype = p.dtype if sd is None else _TORCH_DTYPE[sd]
+        return torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+
+    @staticmethod
+    def _extra(group: dict) -> tuple[str, ...]:
+        name = _MASTER_ARRAY.get(group.get("master"))
+        return (name,) if name else ()
+
     def _init_state(self, group: dict, p: torch.Tensor) -> dict:
         state = self.state[p]
         if len(state) == 0:
             # torch keeps 'step' as a 0-d tensor (float64 only under that default dtype)
             dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
             state["step"] = torch.tensor(0.0, dtype=dtype)
-            for name in self._arrays(group):
-                state[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        for name in self._arrays(group) + self._extra(group):
+            if name not in state:
+                state[name] = self._alloc(group, p, name)
         return state
+
+    _master: dict[str, Any] = {}
+    _sr_step = True   # the rule takes step= for stochastic rounding (Adam: its own)
+
+    def _master_kwargs(self, group: dict, pis, states, step) -> dict[str, Any]:
+        """The master keywords of one compiled call (see pyrmsprop.optim)."""
+        master = group.get("master")
+        if master is None:
+            return {}
+        if master == "stochastic":
+            seed = (int(group.get("seed", 0)) * 0x9E3779B97F4A7C15 + pis[0]) % 2**64
+            return {"seed": seed, **({"step": step} if self._sr_step else {})}
+        if states is None:
+            return {}
+        name = _MASTER_ARRAY[master]
+        return {name + "s": [s[name] for s in states]}
 
     def _arrays(self, group: dict) -> tuple[str, ...]:
         raise NotImplementedError
@@ -159,6 +232,8 @@ class _Base(_TorchOptimizer):
         validate, write nothing); an error names the parameter
         (``param_groups[0]['params'][5]``), not its place in this call."""
         try:
+            self._master = self._master_kwargs(self.param_groups[gi], pis,
+                                               None if check_only else states, step)
             self._update(self.param_groups[gi], params, grads, states, step, first,
                          check_only or states is None)
         except (TypeError, ValueError) as exc:
@@ -181,10 +256,11 @@ class SGD(_Base):
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False, *, maximize=False, foreach=None, differentiable=False,
-                 fused=None):
+                 fused=None, state_dtype=None, master=None, seed=0):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
-                        foreach=foreach, differentiable=differentiable, fused=fused)
+                        foreach=foreach, differentiable=differentiable, fused=fused,
+                        state_dtype=state_dtype, master=master, seed=seed)
         _core.sgd_update_multi([], [], lr=_scalar(lr), momentum=momentum, dampening=dampening,
                                nesterov=nesterov, weight_decay=_scalar(weight_decay),
                                _validate_only=True)
@@ -200,10 +276,16 @@ class SGD(_Base):
         return ("momentum_buffer",) if group["momentum"] != 0 and not first else ()
 
     def _init_state(self, group, p):
-        # torch's SGD keeps no 'step' and stores the buffer only with momentum
+        # torch's SGD keeps no 'step' (but stochastic rounding needs one) and stores
+        # the buffer only with momentum
         state = self.state[p]
         if group["momentum"] != 0 and state.get("momentum_buffer") is None:
-            state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["momentum_buffer"] = self._alloc(group, p, "momentum_buffer")
+        if group.get("master") == "stochastic" and "step" not in state:
+            state["step"] = torch.tensor(0.0)
+        for name in self._extra(group):
+            if name not in state:
+                state[name] = self._alloc(group, p, name)
         return state
 
     def _update(self, group, params, grads, states, step, first, check):
@@ -213,7 +295,7 @@ class SGD(_Base):
             momentum_buffers=self._lists(states, "momentum_buffer", mom),
             dampening=group["dampening"], nesterov=group["nesterov"],
             weight_decay=_scalar(group["weight_decay"]), maximize=group["maximize"],
-            first_step=first, _validate_only=check)
+            first_step=first, _validate_only=check, **self._master)
 
 
 class RMSprop(_Base):
@@ -222,11 +304,13 @@ class RMSprop(_Base):
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                  centered=False, capturable=False, foreach=None, maximize=False,
-                 differentiable=False, *, eps_in_sqrt=False):
+                 differentiable=False, *, eps_in_sqrt=False, state_dtype=None, master=None,
+                 seed=0):
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                         momentum=momentum, centered=centered, capturable=capturable,
                         foreach=foreach, maximize=maximize, differentiable=differentiable,
-                        eps_in_sqrt=eps_in_sqrt)
+                        eps_in_sqrt=eps_in_sqrt, state_dtype=state_dtype, master=master,
+                        seed=seed)
         _core.rmsprop_update_multi([], [], None, lr=_scalar(lr), alpha=alpha, eps=eps,
                                    weight_decay=weight_decay, momentum=momentum,
                                    _validate_only=True)
@@ -249,19 +333,23 @@ class RMSprop(_Base):
             centered=group["centered"],
             grad_avgs=self._lists(states, "grad_avg", group["centered"]),
             eps_in_sqrt=group.get("eps_in_sqrt", False), maximize=group["maximize"],
-            _validate_only=check)
+            _validate_only=check, **self._master)
 
 
 class Adam(_Base):
     """``torch.optim.Adam`` on pyrmsprop's kernels (same signature and defaults)."""
 
+    _sr_step = False
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, *, foreach=None, maximize=False, capturable=False,
-                 differentiable=False, fused=None, decoupled_weight_decay=False):
+                 differentiable=False, fused=None, decoupled_weight_decay=False,
+                 state_dtype=None, master=None, seed=0):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, foreach=foreach, maximize=maximize,
                         capturable=capturable, differentiable=differentiable, fused=fused,
-                        decoupled_weight_decay=decoupled_weight_decay)
+                        decoupled_weight_decay=decoupled_weight_decay,
+                        state_dtype=state_dtype, master=master, seed=seed)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         _core.adam_update_multi([], [], None, None, step=1, lr=_scalar(lr),
@@ -281,7 +369,7 @@ class Adam(_Base):
             decoupled_weight_decay=group.get("decoupled_weight_decay", False),
             amsgrad=group["amsgrad"],
             max_exp_avg_sqs=self._lists(states, "max_exp_avg_sq", group["amsgrad"]),
-            maximize=group["maximize"], _validate_only=check)
+            maximize=group["maximize"], _validate_only=check, **self._master)
 
 
 class AdamW(Adam):
@@ -290,8 +378,9 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False, *, maximize=False, foreach=None, capturable=False,
-                 differentiable=False, fused=None):
+                 differentiable=False, fused=None, state_dtype=None, master=None, seed=0):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, foreach=foreach, maximize=maximize,
                          capturable=capturable, differentiable=differentiable, fused=fused,
-                         decoupled_weight_decay=True)
+                         decoupled_weight_decay=True, state_dtype=state_dtype,
+                         master=master, seed=seed)
