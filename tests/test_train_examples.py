@@ -112,3 +112,12 @@ def test_torch_example(torch, tmp_path):
     if summary["png"] is not None:
         data = out.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_bf16_example_plain_bfloat16_stalls_and_the_masters_track_float32(tmp_path):
+    pytest.importorskip("ml_dtypes", reason="the bfloat16 weights are ml_dtypes arrays")
+    summary = load("train_bf16").main(["--fast", "--no-plot"])
+    loss = {r["scheme"]: r["train_loss"] for r in summary["rows"]}
+    assert loss["bf16"] > 1.1 * loss["float32"]
+    for name in ("fp32 master", "split", "kahan", "stochastic"):
+        assert abs(loss[name] - loss["float32"]) < 0.02 * loss["float32"], name
