@@ -1,10 +1,13 @@
 /* prm_storage.h -- the storage types of the kernels' arrays: loading an element as
  * the compute type (float32, or float64 for float64 arrays) and storing a computed
- * value rounded once.  Integer code only, branch-free (selects), so that every loop
+ * value rounded once.  Integer code, branch-free (selects), so that every loop
  * vectorizes and every SIMD target, compiler and thread count gives the same bits:
  * no hardware conversion instruction is used (AVX-512 BF16's vcvtneps2bf16 treats
- * float32 subnormal inputs as zero; F16C needs its own CPUID bit), and nothing here
- * depends on the FPU's rounding mode or flush-to-zero setting.
+ * float32 subnormal inputs as zero; F16C needs its own CPUID bit, and gcc 12 does
+ * not vectorize _Float16 conversions with it).  float16's subnormal range uses a
+ * few float operations whose results are normal numbers (so flush-to-zero and
+ * denormals-are-zero cannot change them; the one that rounds, in prm_round_f16,
+ * rounds as the kernels' arithmetic does, to nearest even).
  *
  *   bfloat16  the top half of a float32; to nearest even: add 0x7fff plus the kept
  *             half's lowest bit, keep the top half (subnormals round the same way,

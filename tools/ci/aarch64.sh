@@ -41,7 +41,8 @@ packages=python3,python3-venv,python3-dev,gcc,libc6-dev,ca-certificates
 # The root's recipe: a root built from another recipe is rebuilt.
 root_key="debian-$suite-arm64-minbase:$packages:v1"
 tests=(tests/test_kernels.py tests/test_multi.py tests/test_dispatch.py
-       tests/test_validation.py tests/test_threads.py tests/test_trajectory_hashes.py)
+       tests/test_validation.py tests/test_threads.py tests/test_trajectory_hashes.py
+       tests/test_storage.py)
 unset PYRMSPROP_SIMD PYRMSPROP_NUM_THREADS PYTHONPATH
 export DEBIAN_FRONTEND=noninteractive
 start=$SECONDS
