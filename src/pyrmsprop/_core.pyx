@@ -173,6 +173,15 @@ def bf16_bits(bits):
     return _BF16Bits(bits)
 
 
+cdef inline bint _state_ok(int p, int st) noexcept:
+    """_STATE_FOR in C: whether params of storage p allow state of storage st."""
+    if p == PRM_F64:
+        return st == PRM_F64
+    if p == PRM_F32 or p == PRM_BF16:
+        return st == PRM_F32 or st == PRM_BF16
+    return p == PRM_F16 and (st == PRM_F16 or st == PRM_F32)
+
+
 cdef inline bint _is_bf16_ndarray(object obj):
     # an ml_dtypes.bfloat16 numpy array: numpy cannot export its dtype through the
     # buffer protocol, so it is taken through a uint16 view of the same memory
@@ -217,33 +226,29 @@ cdef int _first_of(const Bufs *b, int role) noexcept:
 
 cdef int _check_dtype(Bufs *b, Py_ssize_t t, int k, int dt, tuple names) except -1:
     cdef bint multi = b.multi
-    cdef int role = _role(b, k), other
-    cdef str me = _argname(names, k, t, multi)
+    cdef int role = _role(b, k), want
     if dt == _U16 and not (role == 2 and b.master == PRM_MASTER_SPLIT):
-        raise TypeError(f"{me} must have dtype float32, float64, bfloat16 or float16, got uint16")
+        raise TypeError(f"{_argname(names, k, t, multi)} must have dtype float32, float64, "
+                        f"bfloat16 or float16, got uint16")
     if role == 2:
         want = (PRM_F32 if b.master == PRM_MASTER_FP32 else
                 _U16 if b.master == PRM_MASTER_SPLIT else b.dtype)
         if dt != want:
-            raise TypeError(f"{me} must have dtype {_float_name(want)}, got {_float_name(dt)}")
+            raise TypeError(f"{_argname(names, k, t, multi)} must have dtype "
+                            f"{_float_name(want)}, got {_float_name(dt)}")
         return 0
-    if role == 0:
-        if b.dtype < 0:
-            b.dtype = dt
-        elif dt != b.dtype:
-            other = _first_of(b, 0)
-            raise TypeError(
-                f"{me} has dtype {_float_name(dt)} but {_argname(names, other, 0, multi)} has "
-                f"dtype {_float_name(b.dtype)}; a param and its grad share one dtype")
-    else:
-        if b.state < 0:
-            b.state = dt
-        elif dt != b.state:
-            other = _first_of(b, 1)
-            raise TypeError(
-                f"{me} has dtype {_float_name(dt)} but {_argname(names, other, 0, multi)} has "
-                f"dtype {_float_name(b.state)}; all state arrays share one dtype")
-    if b.dtype >= 0 and b.state >= 0 and b.state not in _STATE_FOR[b.dtype]:
+    # the role's shared dtype (param and grad; the state arrays): the first sets it
+    cdef int *shared = &b.dtype if role == 0 else &b.state
+    if shared[0] < 0:
+        shared[0] = dt
+    elif dt != shared[0]:
+        raise TypeError(
+            f"{_argname(names, k, t, multi)} has dtype {_float_name(dt)} but "
+            f"{_argname(names, _first_of(b, role), 0, multi)} has dtype "
+            f"{_float_name(shared[0])}; "
+            + ("a param and its grad share one dtype" if role == 0
+               else "all state arrays share one dtype"))
+    if b.dtype >= 0 and b.state >= 0 and not _state_ok(b.dtype, b.state):
         p = _argname(names, _first_of(b, 0) if role == 1 else k, 0 if role == 1 else t, multi)
         st = _argname(names, k if role == 1 else _first_of(b, 1), t if role == 1 else 0, multi)
         allowed = " or ".join(_float_name(x) for x in _STATE_FOR[b.dtype])
@@ -264,17 +269,21 @@ cdef int _take(Bufs *b, Py_ssize_t t, int k, object obj, tuple names, bint writt
     if type(obj) is _BF16Bits:
         src = (<_BF16Bits>obj).bits
         bf16 = True
-    elif _is_bf16_ndarray(obj):
-        src = obj.view("uint16")
-        bf16 = True
     if not PyObject_CheckBuffer(src):
         raise TypeError(f"{_argname(names, k, t, multi)} must be a numpy array of float32, "
                         f"float64, bfloat16 (ml_dtypes) or float16, got {type(obj).__name__}")
     try:
         PyObject_GetBuffer(src, v, PyBUF_RECORDS_RO)
     except Exception as exc:
-        raise TypeError(
-            f"{_argname(names, k, t, multi)} cannot be used as a float array: {exc}") from None
+        # an ml_dtypes.bfloat16 array: numpy cannot export its dtype, so it is taken
+        # through a uint16 view of the same memory (asked only here, after the buffer
+        # protocol failed: the other arrays never run Python code in this call)
+        if bf16 or not _is_bf16_ndarray(obj):
+            raise TypeError(f"{_argname(names, k, t, multi)} cannot be used as a float array: "
+                            f"{exc}") from None
+        src = obj.view("uint16")
+        bf16 = True
+        PyObject_GetBuffer(src, v, PyBUF_RECORDS_RO)
     b.have[i] = True
     cdef int dt = _dtype_of(v)
     if bf16:
@@ -317,14 +326,14 @@ cdef int _take(Bufs *b, Py_ssize_t t, int k, object obj, tuple names, bint writt
 cdef int _finish(Bufs *b, tuple names) except -1:
     """After every array is taken: the state storage of a call without state arrays
     (the param's), and the master mode against the param's storage."""
-    if b.state < 0:
-        b.state = _STATE_FOR[b.dtype][0] if b.dtype >= 0 else PRM_F32
+    if b.state < 0:     # the param's own storage (the first _STATE_FOR lists)
+        b.state = b.dtype if b.dtype >= 0 else PRM_F32
     if b.master != PRM_MASTER_NONE and b.dtype >= 0:
         what = names[5] if b.master != PRM_MASTER_STOCHASTIC else "seed"
         if b.master == PRM_MASTER_SPLIT and b.dtype != PRM_BF16:
             raise ValueError(f"{what} (a split master) needs bfloat16 {names[0]}, got "
                              f"{_float_name(b.dtype)}")
-        if b.dtype not in (PRM_BF16, PRM_F16):
+        if b.dtype != PRM_BF16 and b.dtype != PRM_F16:
             raise ValueError(f"{what} needs bfloat16 or float16 {names[0]}, got "
                              f"{_float_name(b.dtype)}: float32 and float64 params are "
                              f"their own master")

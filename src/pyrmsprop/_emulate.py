@@ -160,15 +160,21 @@ def ema(avg, x, beta, store):
     store(avg, f32(beta) * load(avg) + f32(1.0 - beta) * load(x), 0)
 
 
-def rmsprop(prm, grad, square_avg, grad_avg, momentum_buffer, store, *, lr, alpha, eps,
-            weight_decay, momentum, centered, eps_in_sqrt, maximize):
-    c = f32(1.0 - alpha)
+def _grad(prm, grad, maximize, weight_decay):
+    """(g, p0): the gradient as RMSprop and SGD use it, and the param's value."""
     g = load(grad)
     p0 = prm.get()
     if maximize:
         g = -g
     if weight_decay != 0:
         g = g + f32(weight_decay) * p0
+    return g, p0
+
+
+def rmsprop(prm, grad, square_avg, grad_avg, momentum_buffer, store, *, lr, alpha, eps,
+            weight_decay, momentum, centered, eps_in_sqrt, maximize):
+    c = f32(1.0 - alpha)
+    g, p0 = _grad(prm, grad, maximize, weight_decay)
     s = f32(alpha) * load(square_avg) + c * g * g
     store(square_avg, s, 2)
     var = s
@@ -215,12 +221,7 @@ def adam(prm, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, store, *, step, lr, bet
 
 def sgd(prm, grad, momentum_buffer, store, *, lr, momentum, dampening, nesterov,
         weight_decay, maximize, first_step=False):
-    g = load(grad)
-    p0 = prm.get()
-    if maximize:
-        g = -g
-    if weight_decay != 0:
-        g = g + f32(weight_decay) * p0
+    g, p0 = _grad(prm, grad, maximize, weight_decay)
     if momentum > 0:
         b = g if first_step else f32(momentum) * load(momentum_buffer) + f32(1.0 - dampening) * g
         store(momentum_buffer, b, 2)

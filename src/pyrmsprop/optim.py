@@ -69,20 +69,28 @@ def _state_dtype_option(value) -> str | None:
     raise TypeError(f"state_dtype must be None or one of {list(_FLOATS)}, got {value!r}")
 
 
+def _storage_error(pd: str, sd: str | None, master: str | None, name: str) -> Exception | None:
+    """Why param ``name`` of dtype ``pd`` cannot take state dtype ``sd`` and master mode
+    ``master`` (a TypeError or ValueError to raise), or None; pyrmsprop.torch too."""
+    if sd is not None and sd not in _STATE_FOR[pd]:
+        return TypeError(f"state_dtype={sd!r} does not suit {name} of dtype {pd}: its state "
+                         f"must be {' or '.join(_STATE_FOR[pd])}")
+    if master is not None and pd not in ("bfloat16", "float16"):
+        return ValueError(f"master={master!r} needs bfloat16 or float16 params; {name} has "
+                          f"dtype {pd} (its own master)")
+    if master == "split" and pd != "bfloat16":
+        return ValueError(f"master='split' needs bfloat16 params; {name} has dtype {pd}")
+    return None
+
+
 def _check_storage(params: list, group: dict, where: str) -> None:
     """Each param's dtype allows the group's state_dtype and master (TypeError /
     ValueError naming the param), before anything is allocated or written."""
-    sd, master = group["state_dtype"], group["master"]
     for i, p in enumerate(params):
-        pd = _dtype_name(p.dtype)
-        if sd is not None and sd not in _STATE_FOR[pd]:
-            raise TypeError(f"state_dtype={sd!r} does not suit {where}[{i}] of dtype {pd}: "
-                            f"its state must be {' or '.join(_STATE_FOR[pd])}")
-        if master is not None and pd not in ("bfloat16", "float16"):
-            raise ValueError(f"master={master!r} needs bfloat16 or float16 params; "
-                             f"{where}[{i}] has dtype {pd} (its own master)")
-        if master == "split" and pd != "bfloat16":
-            raise ValueError(f"master='split' needs bfloat16 params; {where}[{i}] has dtype {pd}")
+        err = _storage_error(_dtype_name(p.dtype), group["state_dtype"], group["master"],
+                             f"{where}[{i}]")
+        if err is not None:
+            raise err
 
 
 def _check_params(params: list, where: str, written: bool = True) -> None:

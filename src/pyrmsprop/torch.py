@@ -29,7 +29,8 @@ import torch
 from torch.optim import Optimizer as _TorchOptimizer
 
 from pyrmsprop import _core
-from pyrmsprop.optim import _MASTER_ARRAY, _MASTERS, _STATE_FOR, _state_dtype_option
+from pyrmsprop.optim import (_MASTER_ARRAY, _MASTERS, _STATE_FOR, _state_dtype_option,
+                             _storage_error)
 
 __all__ = ["SGD", "Adam", "AdamW", "RMSprop"]
 
@@ -100,17 +101,11 @@ class _Base(_TorchOptimizer):
 
     @staticmethod
     def _check_storage(group: dict, p: torch.Tensor, name: str) -> None:
-        pd, sd, master = _name(p.dtype), group.get("state_dtype"), group.get("master")
-        if pd not in _STATE_FOR:
-            return          # _check_param names it
-        if sd is not None and sd not in _STATE_FOR[pd]:
-            raise TypeError(f"state_dtype={sd!r} does not suit {name} of dtype {pd}: its "
-                            f"state must be {' or '.join(_STATE_FOR[pd])}")
-        if master is not None and pd not in ("bfloat16", "float16"):
-            raise ValueError(f"master={master!r} needs bfloat16 or float16 params; {name} "
-                             f"has dtype {pd} (its own master)")
-        if master == "split" and pd != "bfloat16":
-            raise ValueError(f"master='split' needs bfloat16 params; {name} has dtype {pd}")
+        pd = _name(p.dtype)
+        if pd in _STATE_FOR:          # (another dtype: _check_param names it)
+            err = _storage_error(pd, group.get("state_dtype"), group.get("master"), name)
+            if err is not None:
+                raise err
 
     @staticmethod
     def _alloc(group: dict, p: torch.Tensor, name: str) -> torch.Tensor:
