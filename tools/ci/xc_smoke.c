@@ -144,10 +144,11 @@ static void run_once(int rule, int dtype, const void *hp, unsigned char *out)
         }
     ptrdiff_t off = 0;
     for (int t = 0; t < NT; t++) {
-        for (int k = 0; k < PRM_MAX_ARRAYS; k++) ptrs[t * PRM_MAX_ARRAYS + k] = (char *)buf[k] + off * es;
+        for (int k = 0; k < PRM_MAX_ARRAYS; k++)   /* slot 5 (a master's array): none */
+            ptrs[t * PRM_MAX_ARRAYS + k] = k < NARR ? (char *)buf[k] + off * es : NULL;
         off += LENS[t];
     }
-    const prm_job job = {rule, dtype, NT, ptrs, LENS, hp};
+    const prm_job job = {rule, dtype, dtype, PRM_MASTER_NONE, 0, 0, NT, ptrs, LENS, hp};
     prm_run(&job);
     for (int k = 0; k < NARR; k++) memcpy(out + (size_t)k * NTOT * es, buf[k], NTOT * es);
 }
