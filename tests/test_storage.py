@@ -29,7 +29,7 @@ OPTIONS = {
 STATE = {"adam": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
          "rmsprop": ("square_avg", "grad_avg", "momentum_buffer"),
          "sgd": ("momentum_buffer",), "ema": ()}
-N = 70001   # more than two chunks of 32768, odd: heads and tails on every path
+N = 40003   # two chunks of 32768 (two threads split it), odd: heads and tails on every path
 
 
 def bits(a):
