@@ -4,7 +4,7 @@ Each example draws a rule, the single or the list (``*_multi``) form, shapes (0-
 empty included), the array arguments and the hyperparameters.  Each array is either
 a good one (C-contiguous float32/float64, possibly a view at an offset into a larger
 buffer) or a bad one: a view at an offset that is not a multiple of the item size
-(found by UBSan: a misaligned load), another dtype (bool, ints, float16, complex, object,
+(found by UBSan: a misaligned load), another dtype (bool, ints, complex, object,
 structured, big-endian), another shape, non-contiguous (slices, negative and zero
 strides through ``as_strided``), read-only, the same array as another argument, a
 view overlapping another argument, or not an array at all.  Hyperparameters are
@@ -132,8 +132,11 @@ def hyper_ok(kind, x):
 
 # ---- arrays ---------------------------------------------------------------------------
 
+# (float16 is not here: it is a storage type now, allowed in some roles and
+# combinations, which tests/test_storage.py checks one by one; this model knows one
+# dtype per call)
 BAD_DTYPES = [np.bool_, np.int8, np.uint8, np.int16, np.int32, np.int64, np.uint64,
-              np.float16, np.complex64, np.complex128, object, ">f4", ">f8",
+              np.complex64, np.complex128, object, ">f4", ">f8",
               [("a", "<f4")], [("a", "<f8"), ("b", "<f8")], ("<f4", (2,))]
 SHAPES = st.lists(st.integers(0, 4), min_size=0, max_size=3).map(tuple)
 
