@@ -490,11 +490,10 @@ def test_ema_of_bfloat16_weights_in_float32():
         pyrmsprop.EMA(w, state_dtype="float16")
 
 
-def test_torch_split_master_trains_like_float32():
+def test_torch_split_master_trains_like_float32(torch):
     """pyrmsprop.torch.AdamW on a bfloat16 model with master='split' and float32
     state: its master equals float32 training with the same (bfloat16-valued)
     gradients, bit for bit; its state dict loads into torch.optim.AdamW."""
-    torch = pytest.importorskip("torch")
     import pyrmsprop.torch as pt
     torch.manual_seed(0)
     w16 = torch.randn(257, 33).to(torch.bfloat16).requires_grad_()

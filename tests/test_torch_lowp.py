@@ -4,19 +4,19 @@ and against the exact float32 emulation (pyrmsprop.reference)."""
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from pyrmsprop import reference
+
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
-import pyrmsprop.torch as pt  # noqa: E402
-from pyrmsprop import reference  # noqa: E402
-
 N = 100003
-DTYPES = [torch.bfloat16, torch.float16]
-NP = {torch.bfloat16: np.dtype(ml_dtypes.bfloat16), torch.float16: np.dtype(np.float16)}
+DTYPES = ["bfloat16", "float16"]   # torch's dtype names (torch comes from conftest's fixture)
+NP = {"bfloat16": np.dtype(ml_dtypes.bfloat16), "float16": np.dtype(np.float16)}
 
 
 def as_np(t):
-    return t.detach().view(torch.int16).numpy().view(NP[t.dtype]).copy()
+    """A tensor's values as a numpy copy of its 16-bit dtype (ml_dtypes for bfloat16)."""
+    import torch
+    return t.detach().view(torch.int16).numpy().view(NP[str(t.dtype)[6:]]).copy()
 
 
 def ulps(a, b):
@@ -28,9 +28,11 @@ def ulps(a, b):
 @pytest.mark.parametrize("name,kw", [("Adam", {}), ("Adam", {"weight_decay": 0.01}),
                                      ("AdamW", {"weight_decay": 0.01}),
                                      ("Adam", {"amsgrad": True})])
-def test_adam_tracks_torch_fused(dtype, name, kw):
+def test_adam_tracks_torch_fused(dtype, name, kw, torch):
     """20 steps: at most 0.01% of the params differ from torch's fused Adam, by at
     most four units in the last place (measured: 1-3 of 100003 elements, 1-3 units)."""
+    import pyrmsprop.torch as pt
+    dtype = getattr(torch, dtype)
     torch.manual_seed(0)
     p0 = torch.randn(N).to(dtype)
     a, b = p0.clone().requires_grad_(), p0.clone().requires_grad_()
@@ -49,10 +51,13 @@ def test_adam_tracks_torch_fused(dtype, name, kw):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["bfloat16", "float16"])
 @pytest.mark.parametrize("name,kw", [("Adam", {"weight_decay": 0.01}),
                                      ("SGD", {}), ("RMSprop", {"centered": True})])
-def test_steps_equal_the_float32_emulation(dtype, name, kw):
+def test_steps_equal_the_float32_emulation(dtype, name, kw, torch):
     """Each step is the float32 rule rounded once per store, bit for bit.  (torch's
     fused bfloat16 SGD does not compute so: after one step at lr 1e-2 it differs from
     this in most elements.)"""
+    import pyrmsprop.torch as pt
+    np_dtype = NP[dtype]
+    dtype = getattr(torch, dtype)
     torch.manual_seed(1)
     p = torch.randn(N).to(dtype).requires_grad_()
     opt = getattr(pt, name)([p], lr=1e-2, **kw)
@@ -63,14 +68,14 @@ def test_steps_equal_the_float32_emulation(dtype, name, kw):
         p.grad = g
         gn = as_np(g)
         if name.startswith("Adam"):
-            state.setdefault("m", np.zeros(N, NP[dtype]))
-            state.setdefault("v", np.zeros(N, NP[dtype]))
+            state.setdefault("m", np.zeros(N, np_dtype))
+            state.setdefault("v", np.zeros(N, np_dtype))
             reference.adam_update(want, gn, state["m"], state["v"], step=step, lr=1e-2, **kw)
         elif name == "SGD":
             reference.sgd_update(want, gn, lr=1e-2)
         else:
-            state.setdefault("s", np.zeros(N, NP[dtype]))
-            state.setdefault("m", np.zeros(N, NP[dtype]))
+            state.setdefault("s", np.zeros(N, np_dtype))
+            state.setdefault("m", np.zeros(N, np_dtype))
             reference.rmsprop_update(want, gn, state["s"], lr=1e-2, grad_avg=state["m"], **kw)
         opt.step()
         assert np.array_equal(as_np(p).view(np.int16), want.view(np.int16)), step

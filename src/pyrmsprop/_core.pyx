@@ -581,6 +581,8 @@ _MASTER_KWS = ("master_params", "param_los", "compensations", "seed")
 
 cdef int _master_of(object master, object lo, object comp, object seed, tuple kw) except -1:
     """The master mode the keywords select (at most one may be given)."""
+    if master is None and lo is None and comp is None and seed is None:
+        return PRM_MASTER_NONE      # the common call: no list built
     cdef list given = [kw[i] for i, v in enumerate((master, lo, comp, seed)) if v is not None]
     if len(given) > 1:
         raise ValueError(f"{given[0]} and {given[1]} cannot be combined: a param keeps at most "

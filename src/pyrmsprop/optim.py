@@ -83,6 +83,25 @@ def _storage_error(pd: str, sd: str | None, master: str | None, name: str) -> Ex
     return None
 
 
+def _master_kwargs(master: str | None, seed, first: int, states, step) -> dict[str, Any]:
+    """The master keywords of one compiled call (the kernels' names, plural), for
+    the numpy optimizers and pyrmsprop.torch.  Stochastic rounding keys each call by
+    the group's seed and the number of its first parameter, ``first`` (the kernel
+    adds the step, the place in the call and the element), so no two parameters
+    share random bits; ``step`` is passed to rules without a step of their own
+    (None: Adam's).  ``states`` None: a check-only call, whose arrays are not there
+    yet."""
+    if master is None:
+        return {}
+    if master == "stochastic":
+        key = (int(seed) * 0x9E3779B97F4A7C15 + first) % 2**64
+        return {"seed": key, **({"step": step} if step is not None else {})}
+    if states is None:
+        return {}
+    name = _MASTER_ARRAY[master]
+    return {name + "s": [s[name] for s in states]}
+
+
 def _check_storage(params: list, group: dict, where: str) -> None:
     """Each param's dtype allows the group's state_dtype and master (TypeError /
     ValueError naming the param), before anything is allocated or written."""
@@ -401,20 +420,8 @@ class Optimizer:
     _master: dict[str, Any] = {}
 
     def _master_kwargs(self, group, members, states, step) -> dict[str, Any]:
-        """The master keywords of one compiled call (the kernels' names, plural).
-        Stochastic rounding keys each call by the group's seed and its first
-        parameter's number (the kernel adds the step, the place in the call and the
-        element), so no two parameters share random bits."""
-        master = group["master"]
-        if master is None:
-            return {}
-        if master == "stochastic":
-            seed = (int(group["seed"]) * 0x9E3779B97F4A7C15 + members[0]) % 2**64
-            return {"seed": seed, **({"step": step} if self._sr_step else {})}
-        name = _MASTER_ARRAY[master]
-        if states is None:
-            return {}    # a check-only call: the state is not there yet
-        return {name + "s": [s[name] for s in states]}
+        return _master_kwargs(group.get("master"), group.get("seed", 0), members[0], states,
+                              step if self._sr_step else None)
 
     _sr_step = True    # the rule takes step= for stochastic rounding (Adam has its own)
 

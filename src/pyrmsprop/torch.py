@@ -29,8 +29,8 @@ import torch
 from torch.optim import Optimizer as _TorchOptimizer
 
 from pyrmsprop import _core
-from pyrmsprop.optim import (_MASTER_ARRAY, _MASTERS, _STATE_FOR, _state_dtype_option,
-                             _storage_error)
+from pyrmsprop.optim import (_MASTER_ARRAY, _MASTERS, _STATE_FOR, _master_kwargs,
+                             _state_dtype_option, _storage_error)
 
 __all__ = ["SGD", "Adam", "AdamW", "RMSprop"]
 
@@ -142,17 +142,8 @@ class _Base(_TorchOptimizer):
     _sr_step = True   # the rule takes step= for stochastic rounding (Adam: its own)
 
     def _master_kwargs(self, group: dict, pis, states, step) -> dict[str, Any]:
-        """The master keywords of one compiled call (see pyrmsprop.optim)."""
-        master = group.get("master")
-        if master is None:
-            return {}
-        if master == "stochastic":
-            seed = (int(group.get("seed", 0)) * 0x9E3779B97F4A7C15 + pis[0]) % 2**64
-            return {"seed": seed, **({"step": step} if self._sr_step else {})}
-        if states is None:
-            return {}
-        name = _MASTER_ARRAY[master]
-        return {name + "s": [s[name] for s in states]}
+        return _master_kwargs(group.get("master"), group.get("seed", 0), pis[0], states,
+                              step if self._sr_step else None)
 
     def _arrays(self, group: dict) -> tuple[str, ...]:
         raise NotImplementedError
