@@ -282,3 +282,50 @@ def test_empty_and_nd_arrays(rule, dtype, rng):
         for k in flat:
             assert arrays[k].shape == shape
             assert arrays[k].tobytes() == expected[k].tobytes()
+
+
+def _adam_divisor_case(beta2, step, vmax):
+    """Adam arrays whose update is p = -(g / d) with d = sqrt(vmax) / sqrt(bc2) and
+    g = that quotient computed by numpy: p is -1 exactly where the kernel's quotient
+    is the correctly rounded one, and another number where it is off by a unit in
+    the last place (g / d then rounds away from 1)."""
+    dtype = vmax.dtype.type
+    c = dtype((1.0 - beta2 ** step) ** 0.5)          # as the binding computes it
+    g = np.sqrt(vmax) / c                            # IEEE square root and division
+    n = len(vmax)
+    arrays = dict(param=np.zeros(n, dtype), grad=g, exp_avg=np.zeros(n, dtype),
+                  exp_avg_sq=np.zeros(n, dtype), max_exp_avg_sq=vmax)
+    kw = dict(step=step, lr=1.0, beta1=0.0, beta2=beta2, eps=0.0, amsgrad=True)
+    return arrays, kw
+
+
+def _bits(lo, hi, stride=1):
+    return np.arange(lo, hi, stride, dtype=np.uint32).view(np.float32)
+
+
+@pytest.mark.parametrize("beta2, step", [(0.999, 2), (0.999, 7), (0.999, 1000), (0.99, 3),
+                                         (0.5, 2), (1 - 2.0 ** -40, 2)])
+def test_adam_bias_correction_division_is_exact(beta2, step):
+    """sqrt(v) / sqrt(bc2) is a division on every target: where the kernels multiply
+    by the reciprocal and correct with FMAs (prm_divc_* in csrc/prm_storage.h), every
+    float32 significand of sqrt(v) (both exponent parities), the square roots of the
+    subnormal and of the largest float32s, and 2^18 float64s of each kind give the
+    bits of an IEEE division (v below 1 - beta2 of g*g, so amsgrad keeps v)."""
+    s = _bits(0x3F800000, 0x40800000)                          # sqrt(v) in [1, 4)
+    f32 = [(s.astype(np.float64) ** 2).astype(np.float32)]     # v with those roots
+    f32 = np.array_split(f32[0], 4) + [_bits(1, 0x00800000, 61),            # subnormal v
+                                       _bits(0x7F000000, 0x7F800000, 61)]   # huge v
+    rng = np.random.default_rng(step)
+    f64 = np.concatenate([1 + 3 * rng.random(1 << 18),
+                          rng.integers(1, 1 << 52, 1 << 12).astype(np.uint64).view(np.float64),
+                          2.0 ** 1022 * (1 + rng.random(1 << 12))])
+    for vmax in f32 + [f64]:
+        arrays, kw = _adam_divisor_case(beta2, step, vmax)
+        for target in pyrmsprop.simd_targets():
+            pyrmsprop.set_simd(target)
+            got = {k: a.copy() for k, a in arrays.items()}
+            pyrmsprop.adam_update(got["param"], got["grad"], got["exp_avg"], got["exp_avg_sq"],
+                                  max_exp_avg_sq=got["max_exp_avg_sq"], **kw)
+            bad = np.flatnonzero(got["param"] != -1)
+            assert bad.size == 0, (target, vmax.dtype, vmax[bad[:3]], got["param"][bad[:3]])
+            assert np.array_equal(got["max_exp_avg_sq"], vmax)

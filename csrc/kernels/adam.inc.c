@@ -18,6 +18,7 @@ PRM_INLINE void PRM_LOCAL(adam_loop)(PT *PRM_RESTRICT p, const PT *PRM_RESTRICT 
     const CT beta2 = (CT)hp->beta2, c2 = (CT)hp->one_minus_beta2;
     const CT eps = (CT)hp->eps, wd = (CT)hp->weight_decay, shrink = (CT)hp->decay;
     const CT step_size = (CT)hp->step_size, bc2_sqrt = (CT)hp->bc2_sqrt;
+    const CT bc2_inv = (CT)1 / bc2_sqrt;   /* for DIVC: sqrt(v)/bc2_sqrt, a division's bits */
     const int shrink_p = decay && decoupled, l2 = decay && !decoupled;
     PRM_POS_KEYS;
     (void)q;
@@ -41,7 +42,7 @@ PRM_INLINE void PRM_LOCAL(adam_loop)(PT *PRM_RESTRICT p, const PT *PRM_RESTRICT 
                 vi = SEL(vm > vi, vm, vi);
                 S_PUT(vmax, 4, i, vi);
             }
-            const CT d = SQRT(vi) / bc2_sqrt + eps;
+            const CT d = DIVC(SQRT(vi), bc2_sqrt, bc2_inv) + eps;
             P_PUT(i, pi - step_size * (mi / d), p0);
         }
     }

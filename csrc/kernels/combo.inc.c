@@ -37,6 +37,10 @@
 #define PRM_SQRT_f64 sqrt
 #define PRM_SQRT_bf16 sqrtf
 #define PRM_SQRT_f16 sqrtf
+#define PRM_DIVC_f32 prm_divc_f32
+#define PRM_DIVC_f64 prm_divc_f64
+#define PRM_DIVC_bf16 prm_divc_f32
+#define PRM_DIVC_f16 prm_divc_f32
 
 /* float32 and float64 params: one loop per option set (PRM_SWITCH*); 16-bit params:
  * one per set of the options that decide which arrays a loop touches, the others
@@ -57,6 +61,7 @@
 
 #define CT PRM_CAT(PRM_CT_, PRM_P)
 #define SQRT PRM_CAT(PRM_SQRT_, PRM_P)
+#define DIVC PRM_CAT(PRM_DIVC_, PRM_P)
 #define PT PRM_CAT(PRM_TYPE_, PRM_P)
 #define ST PRM_CAT(PRM_TYPE_, PRM_S)
 #define LOAD_P(x) PRM_CAT(PRM_LOAD_, PRM_P)(x)
@@ -139,6 +144,7 @@ PRM_INLINE void PRM_LOCAL(kahan_put)(PT *p, PT *k, const CT v, const CT old)
 #undef PRM_FULL
 #undef SEL
 #undef SQRT
+#undef DIVC
 #undef PT
 #undef ST
 #undef QT
