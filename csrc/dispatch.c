@@ -116,6 +116,10 @@ static uint64_t xgetbv0(void)
 }
 #endif
 
+/* hardware conversions: found by detect_now(), in use (prm_set_hw_conversions) */
+static int hw_found;
+static prm_atomic_int hw_in_use;
+
 static void detect_now(void)
 {
     supported[PRM_TARGET_BASELINE] = 1;
@@ -144,6 +148,7 @@ static void detect_now(void)
         cpu_name[len] = '\0';
     }
     const int fma = (r[2] >> 12) & 1, osxsave = (r[2] >> 27) & 1, avx = (r[2] >> 28) & 1;
+    const int f16c = (r[2] >> 29) & 1;
     uint64_t xcr0 = 0;
     if (osxsave) xcr0 = xgetbv0();
     int avx2 = 0, f = 0, dq = 0, bw = 0, vl = 0;
@@ -154,6 +159,14 @@ static void detect_now(void)
         dq = (r[1] >> 17) & 1;
         bw = (r[1] >> 30) & 1;
         vl = (r[1] >> 31) & 1;
+    }
+    int bf16 = 0;
+    if (max_leaf >= 7) {
+        cpuid(7, 0, r);
+        if (r[0] >= 1) {
+            cpuid(7, 1, r);
+            bf16 = (r[0] >> 5) & 1;
+        }
     }
     const int os_ymm = osxsave && (xcr0 & 0x6) == 0x6;      /* XMM + YMM state   */
     const int os_zmm = osxsave && (xcr0 & 0xe6) == 0xe6;    /* + opmask, ZMM     */
@@ -169,6 +182,10 @@ static void detect_now(void)
     supported[PRM_TARGET_AVX512] =
         tables[PRM_TARGET_AVX512] != NULL && has_avx2 && f && dq && bw && vl && os_zmm;
 #endif
+    /* F16C is used by the AVX2 and AVX-512 builds, AVX-512 BF16 by the AVX-512 one */
+    hw_found = (f16c && os_ymm ? PRM_HW_F16 : 0)
+               | (bf16 && supported[PRM_TARGET_AVX512] ? PRM_HW_BF16 : 0);
+    atomic_store(&hw_in_use, hw_found);
 #endif
 }
 
@@ -283,6 +300,25 @@ const char *prm_cpu_name(void)
     return s;
 }
 
+int prm_hw_conversions_supported(void)
+{
+    detect();
+    return hw_found;
+}
+
+int prm_hw_conversions(void)
+{
+    detect();
+    return atomic_load(&hw_in_use);
+}
+
+int prm_set_hw_conversions(int mask)
+{
+    detect();
+    atomic_store(&hw_in_use, mask & hw_found);
+    return atomic_load(&hw_in_use);
+}
+
 const char *prm_target_note(void)
 {
     detect();
@@ -364,6 +400,7 @@ static void apply_part(const prm_kernel_fn fn, const prm_job *job, ptrdiff_t t, 
                          ? sr_key(job, t, k, (uint64_t)lo >> 32) : 0;
     }
     pos.first = (uint32_t)((uint64_t)lo & 0xffffffffu);
+    pos.hw = atomic_load(&hw_in_use);
     fn(x, hi - lo, job->params, &pos);
 }
 

@@ -38,10 +38,12 @@ enum { PRM_COMBOS(PRM_COMBO_ENUM, _) PRM_NCOMBOS };
 #undef PRM_COMBO_ENUM
 
 /* Where a kernel call starts: the index (mod 2^32) of its first element in its
- * tensor, and per array slot the stochastic-rounding key (prm_apply fills both). */
+ * tensor, per array slot the stochastic-rounding key, and the hardware conversions
+ * the kernel may use (PRM_HW_*; prm_apply fills all three). */
 typedef struct {
     uint32_t key[PRM_MAX_ARRAYS];
     uint32_t first;
+    int hw;
 } prm_pos;
 
 /* Every kernel: the slot pointers (prm_job's order; unused ones NULL), the length,

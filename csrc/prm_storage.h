@@ -1,10 +1,11 @@
 /* prm_storage.h -- the storage types of the kernels' arrays: loading an element as
  * the compute type (float32, or float64 for float64 arrays) and storing a computed
  * value rounded once.  Integer code, branch-free (selects), so that every loop
- * vectorizes and every SIMD target, compiler and thread count gives the same bits:
- * no hardware conversion instruction is used (AVX-512 BF16's vcvtneps2bf16 treats
- * float32 subnormal inputs as zero; F16C needs its own CPUID bit, and gcc 12 does
- * not vectorize _Float16 conversions with it).  float16's subnormal range uses a
+ * vectorizes and every SIMD target, compiler and thread count gives the same bits.
+ * It is the definition of the conversions: where a CPU instruction is faster
+ * (AVX-512 BF16's vcvtne2ps2bf16, F16C), stage.inc.c uses it only for the values it
+ * converts exactly as this code does, and this code for the others (BF16 treats
+ * float32 subnormal inputs as zero).  float16's subnormal range uses a
  * few float operations whose results are normal numbers (so flush-to-zero and
  * denormals-are-zero cannot change them; the one that rounds, in prm_round_f16,
  * rounds as the kernels' arithmetic does, to nearest even).
@@ -97,10 +98,12 @@ PRM_INLINE float prm_sel(int c, float a, float b)
  * of x).  tests/test_kernels.py checks every significand of x in four binades
  * against a division, for divisors of several beta2 and steps, on every target.
  * Without an FMA instruction (the SSE2 build, MSVC) it divides: the same bits. */
+#ifndef PRM_DIVC_FMA   /* -DPRM_DIVC_FMA=0: divide (tools/ci/cross_compile.py) */
 #if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
 #define PRM_DIVC_FMA 1
 #else
 #define PRM_DIVC_FMA 0
+#endif
 #endif
 
 PRM_INLINE float prm_divc_f32(float x, float c, float y)

@@ -132,6 +132,14 @@ void prm_run_serial_on(int target, const prm_job *job);
 const char *prm_target_note(void);     /* e.g. why AVX-512 is not used            */
 const char *prm_target_name(int target); /* 'baseline' (or 'neon'), 'avx2', 'avx512' */
 const char *prm_compiler(void);        /* compiler that built dispatch.c           */
+/* Hardware conversions of the 16-bit storage types (bits PRM_HW_*): the ones this
+ * CPU has, and the ones in use (all of those at import; the result is bit for bit
+ * that of the integer code, which prm_set_hw_conversions(0) selects, for tests). */
+#define PRM_HW_BF16 1          /* AVX-512 BF16: vcvtne2ps2bf16 for float32 -> bf16  */
+#define PRM_HW_F16 2           /* F16C: vcvtps2ph / vcvtph2ps                       */
+int prm_hw_conversions_supported(void);
+int prm_hw_conversions(void);
+int prm_set_hw_conversions(int mask);  /* returns the bits now in use               */
 const char *prm_cpu_name(void);        /* x86: CPUID's brand string and family/model/
                                           stepping; elsewhere ""                    */
 

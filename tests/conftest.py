@@ -28,16 +28,31 @@ import pytest  # noqa: E402
 import pyrmsprop  # noqa: E402
 from pyrmsprop import _core, _simd  # noqa: E402
 
-_DEFAULTS = (_simd.snapshot(), pyrmsprop.get_num_threads(), _core.get_thread_threshold())
+_DEFAULTS = (_simd.snapshot(), pyrmsprop.get_num_threads(), _core.get_thread_threshold(),
+             _core.hw_conversions())
 
 
 @pytest.fixture(autouse=True)
 def _restore_defaults():
     yield
-    choice, threads, threshold = _DEFAULTS
+    choice, threads, threshold, hw = _DEFAULTS
     _simd.restore(choice)
     pyrmsprop.set_num_threads(threads)
     _core.set_thread_threshold(threshold)
+    _core.set_hw_conversions(hw)
+
+
+@pytest.fixture(params=["hardware", "integer"])
+def conversions(request):
+    """16-bit conversions by the CPU's instructions where it has them (AVX-512 BF16,
+    F16C: the default), or by the integer code everywhere; the same bits either way."""
+    if request.param == "hardware":
+        if not _core.hw_conversions(supported=True):
+            pytest.skip("this CPU has no conversion instructions pyrmsprop uses")
+        _core.set_hw_conversions(_core.hw_conversions(supported=True))
+    else:
+        _core.set_hw_conversions(())
+    return request.param
 
 
 @pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])

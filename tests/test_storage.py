@@ -115,7 +115,8 @@ def threads():
 
 
 @pytest.mark.parametrize("rule,pdt,sdt,master,opts", list(cases()))
-def test_bit_exact_on_every_target_and_thread_count(rule, pdt, sdt, master, opts, threads):
+def test_bit_exact_on_every_target_and_thread_count(rule, pdt, sdt, master, opts, threads,
+                                                    conversions):
     rng = np.random.default_rng(0)
     start, kw = make(rule, pdt, sdt, master, opts, rng)
     expected = {k: v.copy() for k, v in start.items()}
@@ -134,7 +135,7 @@ def test_bit_exact_on_every_target_and_thread_count(rule, pdt, sdt, master, opts
                 assert same_bits(got[k], expected[k]), (target, nthreads, k)
 
 
-def test_bfloat16_and_float16_loads_are_exact():
+def test_bfloat16_and_float16_loads_are_exact(conversions):
     """Every 16-bit pattern, loaded and stored in a float32 average (beta = 0)."""
     patterns = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
     for dt in (BF16, F16):
@@ -160,7 +161,7 @@ def _hard_floats():
 
 
 @pytest.mark.parametrize("dt", [BF16, F16], ids=["bfloat16", "float16"])
-def test_rounding_to_nearest_even_matches_the_casts(dt):
+def test_rounding_to_nearest_even_matches_the_casts(dt, conversions):
     """A float32 master (lr = 0: param = master rounded) against ml_dtypes' and numpy's
     float32 -> 16-bit casts, ties, subnormals, overflow, Inf and NaN included."""
     x = _hard_floats()
@@ -174,6 +175,49 @@ def test_rounding_to_nearest_even_matches_the_casts(dt):
             want = (x - np.float32(0) * np.float32(0)).astype(dt)
         assert same_bits(master, x)
         assert np.array_equal(bits(param), bits(want)), target   # NaN bits too
+
+
+def test_conversions_ignore_flush_to_zero(torch):
+    """With MXCSR's flush-to-zero and denormals-are-zero bits set (as
+    torch.set_flush_denormal(True) does, and libraries built with -ffast-math), the
+    16-bit loads and stores give the same bits, hardware conversions or not: float16
+    subnormals in and out included.  (The float32 arithmetic itself then flushes
+    float32 subnormals, in every library: those values are left out.)  One thread:
+    the mode is the calling thread's."""
+    pyrmsprop.set_num_threads(1)
+    patterns = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    x = _hard_floats()
+    normal_x = (x.view(np.uint32) & 0x7F800000) != 0
+    keep_in = {BF16: (patterns & 0x7F80) != 0, F16: np.ones(1 << 16, bool)}
+
+    def run():
+        out = []
+        for dt in (BF16, F16):
+            avg = np.zeros(1 << 16, np.float32)
+            pyrmsprop.ema_update(avg, patterns.view(dt), beta=0.0)
+            param, master = np.zeros(x.size, dt), x.copy()
+            with np.errstate(invalid="ignore", over="ignore"):
+                pyrmsprop.sgd_update(param, np.zeros(x.size, dt), lr=0.0, master_param=master)
+            out += [bits(avg)[keep_in[dt]], bits(param)[normal_x]]
+        return out
+
+    ways = ((), _core.hw_conversions(supported=True))
+    want = []
+    for hw in ways:
+        _core.set_hw_conversions(hw)
+        want.append(run())
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals (torch.set_flush_denormal)")
+    try:
+        assert np.float32(1e-40) * np.float32(1) == 0          # the mode is on
+        for hw, expected in zip(ways, want):
+            _core.set_hw_conversions(hw)
+            for a, b in zip(run(), expected):
+                assert np.array_equal(a, b), hw
+    finally:
+        torch.set_flush_denormal(False)
+    for a, b in zip(*want):
+        assert np.array_equal(a, b)
 
 
 def test_split_master_rounds_to_nearest_ties_away_and_is_exact():

@@ -6,7 +6,9 @@ Compiles each ``csrc/targets/<target>.c`` with the flags ``setup.py`` uses
 fails unless every ``for (`` loop of ``csrc/kernels/*.inc.c`` is reported
 vectorized with the target's vector width (baseline/NEON 16 bytes, AVX2 32,
 AVX-512 64) on every target, and no copy (option sets x storage combinations) is
-reported "couldn't vectorize".  Prints a table:
+reported "couldn't vectorize".  A loop marked ``/* novec: <why> */`` on its line is
+left out (stage.inc.c's loop over stages, and its loops written with intrinsics).
+Prints a table:
 loop, target, vector bytes, copies at that width.
 
 GCC only (clang's report differs); without GCC it prints why and exits 0.
@@ -37,7 +39,7 @@ def hot_loops() -> list[tuple[str, int]]:
     loops = []
     for path in sorted((ROOT / "csrc" / "kernels").glob("*.inc.c")):
         for lineno, text in enumerate(path.read_text().splitlines(), 1):
-            if re.match(r"\s*for \(", text):
+            if re.match(r"\s*for \(", text) and "/* novec:" not in text:
                 loops.append((path.relative_to(ROOT).as_posix(), lineno))
     return loops
 

@@ -40,6 +40,8 @@ def _config() -> dict:
                         for rule, per in _simd.simd_by_rule().items()},
             "chosen by": _simd.simd_measurement()["mode"],
             "best": _core.best_simd_target(),
+            # CPU instructions converting 16-bit storage (same bits as the integer code)
+            "hardware conversions": list(_core.hw_conversions()) or "none",
             # why a compiled target is not dispatched here (macOS's AVX-512 rule), if one is not
             **({"note": note} if (note := _core.target_note()) else {}),
         },

@@ -72,6 +72,9 @@ cdef extern from "pyrmsprop.h" nogil:
     const char *prm_target_name(int target) noexcept
     const char *prm_compiler() noexcept
     const char *prm_cpu_name() noexcept
+    int prm_hw_conversions_supported() noexcept
+    int prm_hw_conversions() noexcept
+    int prm_set_hw_conversions(int mask) noexcept
 
     void prm_set_num_threads(int n) noexcept
     int prm_get_num_threads() noexcept

@@ -1251,6 +1251,33 @@ def cpu_name():
     return prm_cpu_name().decode("ascii", "replace")
 
 
+_HW_NAMES = (("bfloat16", 1), ("float16", 2))    # pyrmsprop.h's PRM_HW_BF16, PRM_HW_F16
+
+
+def _hw_names(int mask):
+    return tuple(name for name, bit in _HW_NAMES if mask & bit)
+
+
+def hw_conversions(supported=False):
+    """The 16-bit storage types whose conversions use CPU instructions (AVX-512 BF16
+    for bfloat16 stores, F16C for float16), in use or (``supported=True``) present.
+    Either way the bits are those of the portable integer code."""
+    return _hw_names(prm_hw_conversions_supported() if supported else prm_hw_conversions())
+
+
+def set_hw_conversions(names):
+    """Use the CPU's conversion instructions for these storage types only (names from
+    ``hw_conversions(supported=True)``; ``()`` for the integer code everywhere, as the
+    tests compare).  Returns the types now in use."""
+    cdef int mask = 0
+    for name in names:
+        bits = dict(_HW_NAMES)
+        if name not in bits:
+            raise ValueError(f"names: unknown storage type {name!r}; expected bfloat16 or float16")
+        mask |= bits[name]
+    return _hw_names(prm_set_hw_conversions(mask))
+
+
 def target_note():
     """Why a compiled target is not dispatched on this platform ('' if none)."""
     return prm_target_note().decode()
