@@ -182,6 +182,12 @@ cdef inline bint _state_ok(int p, int st) noexcept:
     return p == PRM_F16 and (st == PRM_F16 or st == PRM_F32)
 
 
+# the type and dtype of the first ml_dtypes.bfloat16 array taken (the slow path below
+# found it): later ones are recognised before the buffer protocol fails on them
+cdef object _bf16_type = None
+cdef object _bf16_dtype = None
+
+
 cdef inline bint _is_bf16_ndarray(object obj):
     # an ml_dtypes.bfloat16 numpy array: numpy cannot export its dtype through the
     # buffer protocol, so it is taken through a uint16 view of the same memory
@@ -266,8 +272,12 @@ cdef int _take(Bufs *b, Py_ssize_t t, int k, object obj, tuple names, bint writt
     cdef Py_buffer *v = &b.views[i]
     cdef bint bf16 = False
     src = obj
+    global _bf16_type, _bf16_dtype
     if type(obj) is _BF16Bits:
         src = (<_BF16Bits>obj).bits
+        bf16 = True
+    elif _bf16_type is not None and type(obj) is _bf16_type and obj.dtype is _bf16_dtype:
+        src = obj.view("uint16")    # an ml_dtypes.bfloat16 array, as below (5 us sooner)
         bf16 = True
     if not PyObject_CheckBuffer(src):
         raise TypeError(f"{_argname(names, k, t, multi)} must be a numpy array of float32, "
@@ -284,6 +294,8 @@ cdef int _take(Bufs *b, Py_ssize_t t, int k, object obj, tuple names, bint writt
         src = obj.view("uint16")
         bf16 = True
         PyObject_GetBuffer(src, v, PyBUF_RECORDS_RO)
+        if _bf16_type is None:      # set once (before, both None: no reference lost
+            _bf16_type, _bf16_dtype = type(obj), obj.dtype   # to a racing thread)
     b.have[i] = True
     cdef int dt = _dtype_of(v)
     if bf16:
