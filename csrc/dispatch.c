@@ -214,9 +214,9 @@ static void target_store(int t) { atomic_store(&current_target, t); }
  * on the target it measured fastest). */
 static prm_atomic_int rule_target[PRM_NRULES][PRM_NSTORAGE];
 
-/* dtype: the param's storage (16-bit params have their own entries: their
- * conversions make another target the fastest, e.g. AVX-512 for bfloat16 where
- * AVX2 wins for float32) */
+/* dtype: the param's storage, or the state's when that is 16-bit (16-bit storage
+ * has its own entries: its conversions make another target the fastest, e.g.
+ * AVX-512 for bfloat16 where AVX2 wins for float32) */
 static int rule_ok(int rule, int dtype)
 {
     return rule >= 0 && rule < PRM_NRULES && dtype >= 0 && dtype < PRM_NSTORAGE;

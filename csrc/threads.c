@@ -427,7 +427,10 @@ void prm_run_serial_on(int target, const prm_job *job)
 
 void prm_run(const prm_job *job)
 {
-    const prm_kernel_table *tb = prm_table_for(job->rule, job->dtype);
+    /* the target chosen for the call's 16-bit storage type if it has one (float32
+     * params with bfloat16 state run on the bfloat16 choice: its conversions decide) */
+    const int key = job->state == PRM_BF16 || job->state == PRM_F16 ? job->state : job->dtype;
+    const prm_kernel_table *tb = prm_table_for(job->rule, key);
     ptrdiff_t total = 0;
     for (ptrdiff_t t = 0; t < job->ntensors; t++) total += job->lens[t];
     const int64_t nthreads = a_load(&num_threads);

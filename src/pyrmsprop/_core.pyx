@@ -1055,10 +1055,12 @@ def memory_only_update(a0, a1, a2=None, a3=None, *, extra=None):
     and ``a3 += a1`` (``+= 1`` when their dtype differs from a1's) and ``extra += 1``,
     in one pass through the same dispatch and threads as the optimizer kernels.
     With 2, 3 or 4 arrays it moves exactly the bytes of EMA, RMSprop/SGD-momentum and
-    Adam respectively, with no other arithmetic.  a0 and a1 are a param's storage
-    (16-bit arrays are added as integers: only the bytes matter), a2 and a3 its
-    state's; ``extra`` (float32, or 16 bits: uint16 or the param's dtype) stands for
-    a master copy, its low halves or a compensation array.
+    Adam respectively, with no other arithmetic.  a0 and a1 are a param's storage,
+    a2 and a3 its state's; ``extra`` (float32, or 16 bits: uint16 or the param's
+    dtype) stands for a master copy, its low halves or a compensation array.  16-bit
+    arrays are added to as integers and keep their values (a run-time zero is added:
+    only the bytes matter, and the benchmark's updates of the same arrays must not
+    meet the NaN patterns integer sums would make).
     """
     if a3 is not None and a2 is None:
         raise ValueError("a3 needs a2")
@@ -1180,7 +1182,8 @@ cdef int _rule_dtype(object rule, object dtype, int *r, int *d) except -1:
 
 
 def rule_target(rule, dtype):
-    """The SIMD target updates of ``rule`` with params of ``dtype`` run on."""
+    """The SIMD target updates of ``rule`` with params of ``dtype`` run on (calls
+    with bfloat16 or float16 state run on that dtype's target, float32 params too)."""
     cdef int r, d
     _rule_dtype(rule, dtype, &r, &d)
     return _name(prm_rule_target(r, d))
