@@ -29,7 +29,25 @@
 #define PRM_ALIGN64 __attribute__((aligned(64)))
 #endif
 
-/* ---- block conversions (one copy per target file) --------------------------------- */
+/* ---- block conversions (one copy per target file) ---------------------------------
+ * Each named with the target's suffix (prm_in_bf16 is prm_in_bf16_avx2 in the AVX2
+ * file): tools/check_wheel.sh finds AVX code by the function names. */
+#define PRM_TSFX_(a, t) a##_##t
+#define PRM_TSFX__(a, t) PRM_TSFX_(a, t)   /* its own paste: used inside PRM_CAT's */
+#define PRM_TSFX(name) PRM_TSFX__(name, PRM_TARGET)
+#define prm_in_bf16 PRM_TSFX(prm_in_bf16)
+#define prm_in_f16 PRM_TSFX(prm_in_f16)
+#define prm_out_bf16 PRM_TSFX(prm_out_bf16)
+#define prm_out_f16 PRM_TSFX(prm_out_f16)
+#define prm_sout_bf16 PRM_TSFX(prm_sout_bf16)
+#define prm_sout_f16 PRM_TSFX(prm_sout_f16)
+#define prm_split_in PRM_TSFX(prm_split_in)
+#define prm_split_out PRM_TSFX(prm_split_out)
+#define prm_kahan_out_bf16 PRM_TSFX(prm_kahan_out_bf16)
+#define prm_kahan_out_f16 PRM_TSFX(prm_kahan_out_f16)
+#define prm_out_bf16_hw PRM_TSFX(prm_out_bf16_hw)
+#define prm_out_f16_hw PRM_TSFX(prm_out_f16_hw)
+#define prm_in_f16_hw PRM_TSFX(prm_in_f16_hw)
 static void prm_in_bf16(float *PRM_RESTRICT d, const uint16_t *PRM_RESTRICT s, ptrdiff_t n)
 {
     for (ptrdiff_t i = 0; i < n; i++) d[i] = prm_load_bf16(s[i]);
