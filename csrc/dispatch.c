@@ -151,7 +151,7 @@ static void detect_now(void)
     const int f16c = (r[2] >> 29) & 1;
     uint64_t xcr0 = 0;
     if (osxsave) xcr0 = xgetbv0();
-    int avx2 = 0, f = 0, dq = 0, bw = 0, vl = 0;
+    int avx2 = 0, f = 0, dq = 0, bw = 0, vl = 0, bf16 = 0;
     if (max_leaf >= 7) {
         cpuid(7, 0, r);
         avx2 = (r[1] >> 5) & 1;
@@ -159,11 +159,7 @@ static void detect_now(void)
         dq = (r[1] >> 17) & 1;
         bw = (r[1] >> 30) & 1;
         vl = (r[1] >> 31) & 1;
-    }
-    int bf16 = 0;
-    if (max_leaf >= 7) {
-        cpuid(7, 0, r);
-        if (r[0] >= 1) {
+        if (r[0] >= 1) {                  /* subleaf 1: AVX-512 BF16 */
             cpuid(7, 1, r);
             bf16 = (r[0] >> 5) & 1;
         }

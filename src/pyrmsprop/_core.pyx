@@ -183,7 +183,10 @@ cdef inline bint _state_ok(int p, int st) noexcept:
 
 
 # the type and dtype of the first ml_dtypes.bfloat16 array taken (the slow path below
-# found it): later ones are recognised before the buffer protocol fails on them
+# found it): later ones are recognised before the buffer protocol fails on them.  Not
+# on a free-threaded build: there the per-array .dtype would be Python code on every
+# array's path again (TSan saw CPython's biased-refcount queues under our frames).
+cdef bint _FREE_THREADED = bool(__import__("sysconfig").get_config_var("Py_GIL_DISABLED"))
 cdef object _bf16_type = None
 cdef object _bf16_dtype = None
 
@@ -276,7 +279,8 @@ cdef int _take(Bufs *b, Py_ssize_t t, int k, object obj, tuple names, bint writt
     if type(obj) is _BF16Bits:
         src = (<_BF16Bits>obj).bits
         bf16 = True
-    elif _bf16_type is not None and type(obj) is _bf16_type and obj.dtype is _bf16_dtype:
+    elif (_bf16_type is not None and not _FREE_THREADED and type(obj) is _bf16_type
+          and obj.dtype is _bf16_dtype):
         src = obj.view("uint16")    # an ml_dtypes.bfloat16 array, as below (5 us sooner)
         bf16 = True
     if not PyObject_CheckBuffer(src):
@@ -1285,8 +1289,8 @@ def set_hw_conversions(names):
     ``hw_conversions(supported=True)``; ``()`` for the integer code everywhere, as the
     tests compare).  Returns the types now in use."""
     cdef int mask = 0
+    bits = dict(_HW_NAMES)
     for name in names:
-        bits = dict(_HW_NAMES)
         if name not in bits:
             raise ValueError(f"names: unknown storage type {name!r}; expected bfloat16 or float16")
         mask |= bits[name]
