@@ -90,6 +90,9 @@ PRM_INLINE void prm_prefetch_block(const void *a)
 
 /* Exported kernel name: prm_<rule>_<dtype>_<target>, e.g. prm_adam_f32_avx2. */
 #define PRM_FN(rule) PRM_CAT3(PRM_CAT3(prm_, rule, _), PRM_CAT3(PRM_SFX, _, PRM_TARGET), )
+/* A kernel's other forms (prm_<rule>_<how>_<dtype>_<target>: staged, vec). */
+#define PRM_FN_AS(rule, how) \
+    PRM_CAT3(PRM_CAT3(prm_, rule, PRM_CAT3(_, how, _)), PRM_CAT3(PRM_SFX, _, PRM_TARGET), )
 /* File-local helper name, distinct per dtype inside one target file. */
 #define PRM_LOCAL(name) PRM_CAT3(name, _, PRM_SFX)
 

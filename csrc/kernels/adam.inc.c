@@ -7,9 +7,9 @@
  *   vmax <- max(vmax, v), used below for v    amsgrad (+8 B/elem)
  *   d <- sqrt(v)/sqrt(bc2) + eps
  *   p <- p - (lr/bc1)*(m/d)                                               */
-PRM_INLINE void PRM_LOCAL(adam_loop)(CT *PRM_RESTRICT p, const CT *PRM_RESTRICT g,
-                                     CT *PRM_RESTRICT m, CT *PRM_RESTRICT v,
-                                     CT *PRM_RESTRICT vmax, ptrdiff_t n,
+PRM_LOOP void PRM_LOCAL(adam_loop)(PT *PRM_RESTRICT p, const PT *PRM_RESTRICT g,
+                                   ST *PRM_RESTRICT m, ST *PRM_RESTRICT v,
+                                   ST *PRM_RESTRICT vmax, QT *PRM_RESTRICT q, ptrdiff_t n,
                                      const prm_adam_params *hp, const prm_pos *pos,
                                      const int maximize, const int decay, const int decoupled,
                                      const int amsgrad)
@@ -21,38 +21,41 @@ PRM_INLINE void PRM_LOCAL(adam_loop)(CT *PRM_RESTRICT p, const CT *PRM_RESTRICT 
     const CT bc2_inv = (CT)1 / bc2_sqrt;   /* for DIVC: sqrt(v)/bc2_sqrt, a division's bits */
     const int shrink_p = decay && decoupled, l2 = decay && !decoupled;
     (void)pos;
-    PRM_BLOCKS(i0, len, n, CT) {
+    (void)q;
+    PRM_BLOCKS(i0, len, n, BT) {
         PRM_PREFETCH(p + i0); PRM_PREFETCH(g + i0); PRM_PREFETCH(m + i0); PRM_PREFETCH(v + i0);
         if (amsgrad) PRM_PREFETCH(vmax + i0);
-        for (ptrdiff_t i = i0; i < i0 + len; i++) {
-            const CT g0 = g[i];
-            const CT p0 = p[i];
-            const CT pi = SEL(shrink_p, p0 * shrink, p0);
-            const CT g1 = SEL(maximize, -g0, g0);
-            const CT gi = SEL(l2, g1 + wd * pi, g1);
-            const CT m0 = m[i];
-            const CT mi = m0 + b1 * (gi - m0);
-            m[i] = mi;
-            CT vi = beta2 * v[i] + c2 * gi * gi;
-            v[i] = vi;
+        for (ptrdiff_t i = i0; i < i0 + len; i += VW) {
+            const VT g0 = LDP(g, i);
+            const VT p0 = LDPARAM(p, q, i);
+            const VT pi = SEL(shrink_p, p0 * shrink, p0);
+            const VT g1 = SEL(maximize, -g0, g0);
+            const VT gi = SEL(l2, g1 + wd * pi, g1);
+            const VT m0 = LDS(m, i);
+            const VT mi = m0 + b1 * (gi - m0);
+            STS(2, m, i, mi);
+            VT vi = beta2 * LDS(v, i) + c2 * gi * gi;
+            STS(3, v, i, vi);
             if (amsgrad) {
-                const CT vm = vmax[i];
-                vi = SEL(vm > vi, vm, vi);
-                vmax[i] = vi;
+                const VT vm = LDS(vmax, i);
+                vi = MAXGT(vm, vi);
+                STS(4, vmax, i, vi);
             }
-            const CT d = DIVC(SQRT(vi), bc2_sqrt, bc2_inv) + eps;
-            p[i] = pi - step_size * (mi / d);
+            const VT d = DIVC(SQRT(vi), bc2_sqrt, bc2_inv) + eps;
+            STPARAM(p, q, i, pi - step_size * (mi / d));
         }
     }
 }
 
-void PRM_FN(adam)(char *const *a, ptrdiff_t n, const void *hp, const prm_pos *pos)
+PRM_KERNEL(adam)(char *const *a, ptrdiff_t n, const void *hp, const prm_pos *pos)
 {
-    CT *p = (CT *)a[0];
-    const CT *g = (const CT *)a[1];
-    CT *m = (CT *)a[2], *v = (CT *)a[3], *vmax = (CT *)a[4];
+    PT *p = (PT *)a[0];
+    const PT *g = (const PT *)a[1];
+    ST *m = (ST *)a[2], *v = (ST *)a[3], *vmax = (ST *)a[4];
+    QT *q = (QT *)a[5];
     const prm_adam_params *h = (const prm_adam_params *)hp;
-#define PRM_CALL(a_, b_, c_, d_, e_) PRM_LOCAL(adam_loop)(p, g, m, v, vmax, n, h, pos, a_, b_, c_, d_)
+#define PRM_CALL(a_, b_, c_, d_, e_) \
+    PRM_LOCAL(adam_loop)(p, g, m, v, vmax, q, n, h, pos, a_, b_, c_, d_)
     PRM_SWITCH16(h->flags, PRM_CALL)
 #undef PRM_CALL
 }

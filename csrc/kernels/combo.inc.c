@@ -5,11 +5,14 @@
  *          (a float32 master in slot 5), split (bf16: the low halves in slot 5),
  *          kahan (a compensation array in the param's storage in slot 5), sr
  *          (every 16-bit value written rounded stochastically)
- * float32 and float64: the rule files (ema, rmsprop, adam, sgd .inc.c) are plain loops
- * over arrays of CT (float or double), one per option set.  A combination with
- * 16-bit arrays runs the float32 loops on converted stages (stage.inc.c), so a new
- * rule is one loop written once, and a new storage type is its conversions in
- * prm_storage.h and stage.inc.c.  The memory-only loop (touch.inc.c) is the one
+ * Each rule file (ema, rmsprop, adam, sgd .inc.c, listed in rules.inc.c) is one loop
+ * over the element access names listed below, one copy per option set.  float32
+ * and float64: plain loops over arrays of CT (float or double), vectorized by the
+ * compiler.  A combination with 16-bit arrays runs the float32 loops on converted
+ * stages (stage.inc.c) and, in the AVX-512 build when the call may use the hardware
+ * conversions, the same rule loops on vectors converted in registers (vec512.inc.c).
+ * So a new rule is one loop written once, and a new storage type is its conversions
+ * in prm_storage.h, stage.inc.c and vec512.inc.c.  The memory-only loop (touch.inc.c) is the one
  * rule written per combination: it must move exactly the combination's bytes. */
 
 /* ---- per storage type -------------------------------------------------------------- */
@@ -29,6 +32,14 @@
 #define PRM_IS16_f64 0
 #define PRM_IS16_bf16 1
 #define PRM_IS16_f16 1
+#define PRM_ISBF16_f32 0
+#define PRM_ISBF16_f64 0
+#define PRM_ISBF16_bf16 1
+#define PRM_ISBF16_f16 0
+#define PRM_ISF16_f32 0
+#define PRM_ISF16_f64 0
+#define PRM_ISF16_bf16 0
+#define PRM_ISF16_f16 1
 
 #define CT PRM_CAT(PRM_CT_, PRM_P)
 #define PT PRM_CAT(PRM_TYPE_, PRM_P)
@@ -54,19 +65,89 @@
 
 #if PRM_CAT(PRM_IS16_, PRM_P) || PRM_CAT(PRM_IS16_, PRM_S)
 #include "stage.inc.c"
+/* the vector kernels (vec512.inc.c): AVX-512 with BF16's intrinsics declared (as
+ * for stage.inc.c's hardware conversions) and AVX512VL's 16-bit masked moves; not
+ * for stochastic rounding; -DPRM_VEC512=0 leaves them out (tools/check_vectorized.py,
+ * which checks the compiler-vectorized loops) */
+#if !defined(PRM_VEC512) && defined(PRM_HW_BF16_BUILT) && defined(__AVX512VL__)
+#define PRM_VEC512 1
+#endif
+#if defined(PRM_VEC512) && PRM_VEC512 && !PRM_IS_SR
+#include "vec512.inc.c"
+/* the hardware conversions the vector kernels need, of pos->hw */
+#define PRM_VNEED                                                                        \
+    ((PRM_CAT(PRM_ISBF16_, PRM_P) || PRM_CAT(PRM_ISBF16_, PRM_S) ? PRM_HW_BF16 : 0) |    \
+     (PRM_CAT(PRM_ISF16_, PRM_P) || PRM_CAT(PRM_ISF16_, PRM_S) ? PRM_HW_F16 : 0))
+/* the slots past a call's whole vectors, for the staged kernel: slot 0 is EMA's
+ * average (a state array) or the param */
+PRM_INLINE void PRM_LOCAL(vec_tail)(char *const *a, char **b, ptrdiff_t nv, const int ema)
+{
+    const size_t size[PRM_MAX_ARRAYS] = {ema ? sizeof(ST) : sizeof(PT), sizeof(PT), sizeof(ST),
+                                         sizeof(ST), sizeof(ST), sizeof(QT)};
+    for (int k = 0; k < PRM_MAX_ARRAYS; k++) /* novec: six pointers */
+        b[k] = a[k] ? a[k] + size[k] * (size_t)nv : NULL;
+}
+#define PRM_CHOOSE(rule, ema)                                                            \
+    void PRM_FN(rule)(char *const *a, ptrdiff_t n, const void *hp, const prm_pos *pos)  \
+    {                                                                                    \
+        const ptrdiff_t nv = (pos->hw & PRM_VNEED) == PRM_VNEED ? n - n % 16 : 0;        \
+        if (nv > 0) PRM_FN_AS(rule, vec)(a, nv, hp, pos);                                \
+        if (nv < n) {                                                                    \
+            char *b[PRM_MAX_ARRAYS];                                                     \
+            prm_pos at = *pos;                                                           \
+            PRM_LOCAL(vec_tail)(a, b, nv, ema);                                          \
+            at.first += (uint32_t)nv;                                                    \
+            PRM_FN_AS(rule, staged)(b, n - nv, hp, &at);                                 \
+        }                                                                                \
+    }
 #else
-/* SQRT, DIVC (x / c for a loop constant c, prm_storage.h) and SEL (an option's
- * choice: the options are literals in each specialised loop) */
+#define PRM_CHOOSE(rule, ema)                                                            \
+    void PRM_FN(rule)(char *const *a, ptrdiff_t n, const void *hp, const prm_pos *pos)  \
+    {                                                                                    \
+        PRM_FN_AS(rule, staged)(a, n, hp, pos);                                          \
+    }
+#endif
+PRM_CHOOSE(ema, 1)
+PRM_CHOOSE(rmsprop, 0)
+PRM_CHOOSE(adam, 0)
+PRM_CHOOSE(sgd, 0)
+#undef PRM_CHOOSE
+#undef PRM_VNEED
+#undef PRM_IS_SR
+#undef PRM_ISSR_none
+#undef PRM_ISSR_fp32
+#undef PRM_ISSR_split
+#undef PRM_ISSR_kahan
+#undef PRM_ISSR_sr
+#else
+/* The rule files' names for a plain loop over arrays of CT (float or double):
+ *   VT, VW                an element's value type and the elements per iteration
+ *                         (vec512.inc.c: a vector of 16 floats, 16)
+ *   BT                    the type PRM_BLOCKS counts in (prefetch blocks)
+ *   LDP(a, i)             element i of an array of the param's storage (the grad)
+ *   LDS(a, i)             ... of a state array; STS(k, a, i, x) stores x there
+ *                         (k: the array's slot)
+ *   LDPARAM(p, q, i), STPARAM(p, q, i, x)
+ *                         the param (q: its slot-5 array, for a master mode)
+ *   SQRT, DIVC (x / c for a loop constant c, prm_storage.h), SEL(c, a, b) (an
+ *                         option's choice: the options are literals in each
+ *                         specialised loop), MAXGT(a, b) (a > b ? a : b)
+ *   PRM_LOOP, PRM_KERNEL(rule)   a rule's loop's attributes, its kernel's name */
+#define VT CT
+#define VW 1
+#define BT CT
+#define LDP(a, i) ((a)[i])
+#define LDS(a, i) ((a)[i])
+#define STS(k, a, i, x) ((a)[i] = (x))
+#define LDPARAM(p, q, i) ((p)[i])
+#define STPARAM(p, q, i, x) ((p)[i] = (x))
 #define SQRT PRM_CAT(PRM_SQRT_, PRM_P)
 #define DIVC PRM_CAT(PRM_DIVC_, PRM_P)
 #define SEL(c, a, b) ((c) ? (a) : (b))
-#include "ema.inc.c"
-#include "rmsprop.inc.c"
-#include "adam.inc.c"
-#include "sgd.inc.c"
-#undef SQRT
-#undef DIVC
-#undef SEL
+#define MAXGT(a, b) ((a) > (b) ? (a) : (b))
+#define PRM_LOOP PRM_INLINE
+#define PRM_KERNEL(rule) void PRM_FN(rule)
+#include "rules.inc.c"
 #endif
 #include "touch.inc.c"
 

@@ -341,7 +341,8 @@ PRM_INLINE void PRM_LOCAL(staged)(prm_kernel_fn f32, const int ema, char *const 
 }
 
 #define PRM_STAGED_RULE(rule, ema)                                                       \
-    void PRM_FN(rule)(char *const *a, ptrdiff_t n, const void *hp, const prm_pos *pos)  \
+    static void PRM_FN_AS(rule, staged)(char *const *a, ptrdiff_t n, const void *hp,     \
+                                        const prm_pos *pos)                              \
     {                                                                                    \
         PRM_LOCAL(staged)(PRM_CAT(prm_##rule##_f32_f32_none_, PRM_TARGET), ema, a, n, hp, pos); \
     }
@@ -366,12 +367,6 @@ PRM_STAGED_RULE(sgd, 0)
 #undef PRM_SSOUT_bf16
 #undef PRM_SSOUT_f16
 #undef PRM_SSOUT_f32
-#undef PRM_IS_SR
-#undef PRM_ISSR_none
-#undef PRM_ISSR_fp32
-#undef PRM_ISSR_split
-#undef PRM_ISSR_kahan
-#undef PRM_ISSR_sr
 #undef PRM_SLOT_IN
 #undef PRM_SLOT_OUT
 #undef PRM_SLOT_PREFETCH

@@ -1,0 +1,207 @@
+/* vec512.inc.c -- the rule files' element access for a storage combination with
+ * 16-bit arrays, in AVX-512 vectors of 16 float32 lanes (included by combo.inc.c,
+ * after stage.inc.c, with PRM_P, PRM_S, PRM_M as there).
+ *
+ * The staged kernels (stage.inc.c) convert 512 elements of every array into float32
+ * buffers, run the float32 loop over them and convert back: three passes over the
+ * L1 cache, and while the float32 loop runs, no load waits on memory, so memory time
+ * and compute time add up.  Here the same rule loop (ema, rmsprop, adam, sgd .inc.c),
+ * with VT a vector of 16 floats, converts in registers as it loads and stores: one
+ * pass.  On a Zen 5-class EPYC, bfloat16 Adam (bfloat16 state) over 6.4e7 elements
+ * went from 0.59 to about 0.32 ns/elem (docs/benchmarks.md).
+ *
+ * The conversions are those of prm_storage.h, bit for bit: bfloat16 loads are exact
+ * (a shift), stores use AVX-512 BF16's vcvtneps2bf16, float16 both ways F16C's
+ * instructions in their AVX-512 form, and a vector holding a lane they convert
+ * otherwise (stage.inc.c's hardware-conversion notes: NaN, or a float32 subnormal
+ * for bfloat16) goes through the integer code, lane by lane.  So these kernels run
+ * only when the call may use the hardware conversions (pos->hw, PRM_VNEED in
+ * combo.inc.c); otherwise the staged kernels, integer conversions throughout, run:
+ * the tests compare both with the numpy emulation.  They take whole vectors: the
+ * last n % 16 elements of a call go to the staged kernel (combo.inc.c), which gives
+ * the same bits (on a Zen 5-class EPYC, masked stores made the loop 8% slower).
+ *
+ * Master modes: none, fp32, split and kahan here; stochastic rounding stays staged. */
+
+#ifndef PRM_VEC512_ONCE
+#define PRM_VEC512_ONCE
+/* every function of these kernels: AVX-512 BF16's instruction is used by name */
+#define PRM_VATTR __attribute__((target("avx512bf16")))
+#define PRM_VINLINE static inline __attribute__((always_inline, target("avx512bf16")))
+
+/* the integer code for a vector the instructions would convert otherwise (rare:
+ * out of line; named with the target's suffix, like stage.inc.c's conversions) */
+#define prm_vwiden_f16_slow PRM_TSFX(prm_vwiden_f16_slow)
+#define prm_vround_slow PRM_TSFX(prm_vround_slow)
+static __attribute__((noinline, cold)) void prm_vwiden_f16_slow(const uint16_t *h, float *d)
+{
+    for (int k = 0; k < 16; k++) d[k] = prm_load_f16(h[k]);   /* novec: 16 lanes, rare */
+}
+
+static __attribute__((noinline, cold)) void prm_vround_slow(const int bf16, const float *x,
+                                                            uint16_t *d)
+{
+    for (int k = 0; k < 16; k++) /* novec: 16 lanes, rare */
+        d[k] = bf16 ? prm_round_bf16(x[k]) : prm_round_f16(x[k]);
+}
+
+/* 16-bit codes -> float32, exactly (kind 1: bfloat16, 2: float16) */
+PRM_VINLINE __m512 prm_vwiden(const int kind, __m256i h)
+{
+    if (kind == 1) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    /* float16 NaN (|h| > 0x7c00): vcvtph2ps would quiet a signalling one */
+    if (_mm256_cmpgt_epi16_mask(_mm256_and_si256(h, _mm256_set1_epi16(0x7fff)),
+                                _mm256_set1_epi16(0x7c00))) {
+        PRM_ALIGN64 uint16_t t[16];
+        PRM_ALIGN64 float d[16];
+        _mm256_store_si256((__m256i *)t, h);
+        prm_vwiden_f16_slow(t, d);
+        return _mm512_load_ps(d);
+    }
+    return _mm512_cvtph_ps(h);
+}
+
+/* float32 -> 16-bit codes, rounded to nearest even */
+PRM_VINLINE __m256i prm_vround(const int kind, __m512 x)
+{
+    /* fpclass: 0x01 quiet NaN, 0x80 signalling NaN, 0x20 subnormal */
+    const __mmask16 odd = kind == 1 ? _mm512_fpclass_ps_mask(x, 0xa1) : _mm512_fpclass_ps_mask(x, 0x81);
+    if (odd) {
+        PRM_ALIGN64 float t[16];
+        PRM_ALIGN64 uint16_t d[16];
+        _mm512_store_ps(t, x);
+        prm_vround_slow(kind == 1, t, d);
+        return _mm256_load_si256((const __m256i *)d);
+    }
+    if (kind == 1) return (__m256i)_mm512_cvtneps_pbh(x);
+    return _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+/* elements a[i .. i+15], kind 0: float32 */
+PRM_VINLINE __m256i prm_vld16(const uint16_t *a, ptrdiff_t i)
+{
+    return _mm256_loadu_si256((const __m256i *)(a + i));
+}
+
+PRM_VINLINE void prm_vst16(uint16_t *a, ptrdiff_t i, __m256i h)
+{
+    _mm256_storeu_si256((__m256i *)(a + i), h);
+}
+
+PRM_VINLINE __m512 prm_vld(const int kind, const void *a, ptrdiff_t i)
+{
+    if (kind == 0) return _mm512_loadu_ps((const float *)a + i);
+    return prm_vwiden(kind, prm_vld16((const uint16_t *)a, i));
+}
+
+PRM_VINLINE void prm_vst(const int kind, void *a, ptrdiff_t i, __m512 x)
+{
+    if (kind == 0) _mm512_storeu_ps((float *)a + i, x);
+    else prm_vst16((uint16_t *)a, i, prm_vround(kind, x));
+}
+
+/* split (prm_split_get/hi/lo): the master is hi:lo, hi rounded to nearest, ties away */
+PRM_VINLINE __m512 prm_vld_split(const uint16_t *hi, const uint16_t *lo, ptrdiff_t i)
+{
+    const __m512i h = _mm512_slli_epi32(_mm512_cvtepu16_epi32(prm_vld16(hi, i)), 16);
+    const __m512i l = _mm512_cvtepi16_epi32(prm_vld16(lo, i));
+    return _mm512_castsi512_ps(_mm512_add_epi32(h, l));
+}
+
+PRM_VINLINE void prm_vst_split(uint16_t *hi, uint16_t *lo, ptrdiff_t i, __m512 x)
+{
+    const __m512i u = _mm512_castps_si512(x);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                  _mm512_set1_epi32(0x7f800000));
+    const __m512i qnan = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x8000)),
+                                         _mm512_set1_epi32(0x7fc0));
+    const __m512i h = _mm512_mask_blend_epi32(nan, _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x8000)), 16), qnan);
+    const __m512i l = _mm512_sub_epi32(u, _mm512_slli_epi32(h, 16));
+    prm_vst16(hi, i, _mm512_cvtepi32_epi16(h));
+    prm_vst16(lo, i, _mm512_cvtepi32_epi16(l));
+}
+
+/* kahan (stage.inc.c's prm_kahan_out): the param's new value v against its old one */
+PRM_VINLINE void prm_vst_kahan(const int kind, uint16_t *p, uint16_t *k, ptrdiff_t i, __m512 v)
+{
+    const __m512 old = prm_vld(kind, p, i);
+    const __m512 u = prm_vld(kind, k, i) + (v - old);
+    const __m256i r = prm_vround(kind, old + u);
+    const __m512 back = prm_vwiden(kind, r) - old;
+    prm_vst16(p, i, r);
+    prm_vst16(k, i, prm_vround(kind, u - back));
+}
+
+PRM_VINLINE __m512 prm_vdivc(__m512 x, __m512 c, __m512 y)   /* prm_divc_f32 */
+{
+#if !PRM_DIVC_FMA
+    (void)y;
+    return _mm512_div_ps(x, c);
+#else
+    const __m512 q0 = _mm512_mul_ps(x, y);
+    const __m512 q1 = _mm512_fmadd_ps(_mm512_fnmadd_ps(q0, c, x), y, q0);
+    const __m512 q2 = _mm512_fmadd_ps(_mm512_fnmadd_ps(q1, c, x), y, q1);
+    const __mmask16 finite = _mm512_cmplt_epu32_mask(_mm512_castps_si512(x), _mm512_set1_epi32(0x7f800000));
+    return _mm512_mask_blend_ps(finite, q0, q2);
+#endif
+}
+#endif /* PRM_VEC512_ONCE */
+
+/* ---- this combination's element access (combo.inc.c documents the names) -------- */
+#define PRM_KIND_f32 0
+#define PRM_KIND_bf16 1
+#define PRM_KIND_f16 2
+#define PRM_KP PRM_CAT(PRM_KIND_, PRM_P)
+#define PRM_KS PRM_CAT(PRM_KIND_, PRM_S)
+#define PRM_MODE PRM_CAT(PRM_MODE_, PRM_M)
+#define PRM_MODE_none 0
+#define PRM_MODE_fp32 1
+#define PRM_MODE_split 2
+#define PRM_MODE_kahan 3
+#define VT __m512
+#define VW 16
+/* prefetch blocks of PRM_PF_BLOCK bytes of the narrowest arrays when every array
+ * is 16-bit (a float32 array's block would then be half prefetched: keep float) */
+#if PRM_CAT(PRM_IS16_, PRM_P) && PRM_CAT(PRM_IS16_, PRM_S) && (!PRM_HAS_Q || PRM_MODE != 1)
+#define BT uint16_t
+#else
+#define BT float
+#endif
+#define LDP(a, i) prm_vld(PRM_KP, a, i)
+#define LDS(a, i) prm_vld(PRM_KS, a, i)
+#define STS(k, a, i, x) prm_vst(PRM_KS, a, i, x)
+#if PRM_MODE == 0
+#define LDPARAM(p, q, i) LDP(p, i)
+#define STPARAM(p, q, i, x) prm_vst(PRM_KP, p, i, x)
+#elif PRM_MODE == 1
+#define LDPARAM(p, q, i) prm_vld(0, q, i)
+#define STPARAM(p, q, i, x)                                                              \
+    do {                                                                                 \
+        const __m512 x_ = (x);                                                           \
+        prm_vst(0, q, i, x_);                                                 \
+        prm_vst(PRM_KP, p, i, x_);                                            \
+    } while (0)
+#elif PRM_MODE == 2
+#define LDPARAM(p, q, i) prm_vld_split(p, q, i)
+#define STPARAM(p, q, i, x) prm_vst_split(p, q, i, x)
+#else
+#define LDPARAM(p, q, i) LDP(p, i)
+#define STPARAM(p, q, i, x) prm_vst_kahan(PRM_KP, p, q, i, x)
+#endif
+#define SQRT(x) _mm512_sqrt_ps(x)
+#define DIVC(x, c, y) prm_vdivc(x, _mm512_set1_ps(c), _mm512_set1_ps(y))
+#define SEL(c, a, b) ((c) ? (VT)(a) : (VT)(b))
+#define MAXGT(a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), b, a)
+#define PRM_LOOP PRM_VINLINE
+#define PRM_KERNEL(rule) static PRM_VATTR void PRM_FN_AS(rule, vec)
+#include "rules.inc.c"
+#undef PRM_KIND_f32
+#undef PRM_KIND_bf16
+#undef PRM_KIND_f16
+#undef PRM_KP
+#undef PRM_KS
+#undef PRM_MODE
+#undef PRM_MODE_none
+#undef PRM_MODE_fp32
+#undef PRM_MODE_split
+#undef PRM_MODE_kahan
