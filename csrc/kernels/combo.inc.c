@@ -58,6 +58,11 @@
 #define PRM_HASQ_fp32 1
 #define PRM_HASQ_split 1
 #define PRM_HASQ_kahan 1
+#define PRM_ISQ16_none 0
+#define PRM_ISQ16_sr 0
+#define PRM_ISQ16_fp32 0
+#define PRM_ISQ16_split 1
+#define PRM_ISQ16_kahan 1
 #define QT PRM_CAT(PRM_QT_, PRM_M)
 #define PRM_HAS_Q PRM_CAT(PRM_HASQ_, PRM_M)
 
@@ -66,13 +71,13 @@
 #if PRM_CAT(PRM_IS16_, PRM_P) || PRM_CAT(PRM_IS16_, PRM_S)
 #include "stage.inc.c"
 /* the vector kernels (vec512.inc.c): AVX-512 with BF16's intrinsics declared (as
- * for stage.inc.c's hardware conversions) and AVX512VL's 16-bit masked moves; not
- * for stochastic rounding; -DPRM_VEC512=0 leaves them out (tools/check_vectorized.py,
- * which checks the compiler-vectorized loops) */
+ * for stage.inc.c's hardware conversions) and AVX512VL's 16-bit moves;
+ * -DPRM_VEC512=0 leaves them out (tools/check_vectorized.py, which checks the
+ * compiler-vectorized loops) */
 #if !defined(PRM_VEC512) && defined(PRM_HW_BF16_BUILT) && defined(__AVX512VL__)
 #define PRM_VEC512 1
 #endif
-#if defined(PRM_VEC512) && PRM_VEC512 && !PRM_IS_SR
+#if defined(PRM_VEC512) && PRM_VEC512
 #include "vec512.inc.c"
 /* the hardware conversions the vector kernels need, of pos->hw */
 #define PRM_VNEED                                                                        \

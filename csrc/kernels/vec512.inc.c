@@ -21,7 +21,8 @@
  * last n % 16 elements of a call go to the staged kernel (combo.inc.c), which gives
  * the same bits (on a Zen 5-class EPYC, masked stores made the loop 8% slower).
  *
- * Master modes: none, fp32, split and kahan here; stochastic rounding stays staged. */
+ * Every master mode: none, fp32, split, kahan, and stochastic rounding (its random
+ * bits made 16 lanes at a time, from the same counter as prm_bits). */
 
 #ifndef PRM_VEC512_ONCE
 #define PRM_VEC512_ONCE
@@ -61,20 +62,33 @@ PRM_VINLINE __m512 prm_vwiden(const int kind, __m256i h)
     return _mm512_cvtph_ps(h);
 }
 
+/* float32 -> 16-bit codes by the instruction, and the lanes it converts otherwise
+ * than the integer code (fpclass: 0x01 quiet NaN, 0x80 signalling NaN, 0x20
+ * subnormal) */
+PRM_VINLINE __m256i prm_vround_hw(const int kind, __m512 x)
+{
+    if (kind == 1) return (__m256i)_mm512_cvtneps_pbh(x);
+    return _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+PRM_VINLINE __mmask16 prm_vodd(const int kind, __m512 x)
+{
+    return kind == 1 ? _mm512_fpclass_ps_mask(x, 0xa1) : _mm512_fpclass_ps_mask(x, 0x81);
+}
+
+PRM_VINLINE __m256i prm_vround_int(const int kind, __m512 x)
+{
+    PRM_ALIGN64 float t[16];
+    PRM_ALIGN64 uint16_t d[16];
+    _mm512_store_ps(t, x);
+    prm_vround_slow(kind == 1, t, d);
+    return _mm256_load_si256((const __m256i *)d);
+}
+
 /* float32 -> 16-bit codes, rounded to nearest even */
 PRM_VINLINE __m256i prm_vround(const int kind, __m512 x)
 {
-    /* fpclass: 0x01 quiet NaN, 0x80 signalling NaN, 0x20 subnormal */
-    const __mmask16 odd = kind == 1 ? _mm512_fpclass_ps_mask(x, 0xa1) : _mm512_fpclass_ps_mask(x, 0x81);
-    if (odd) {
-        PRM_ALIGN64 float t[16];
-        PRM_ALIGN64 uint16_t d[16];
-        _mm512_store_ps(t, x);
-        prm_vround_slow(kind == 1, t, d);
-        return _mm256_load_si256((const __m256i *)d);
-    }
-    if (kind == 1) return (__m256i)_mm512_cvtneps_pbh(x);
-    return _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return prm_vodd(kind, x) ? prm_vround_int(kind, x) : prm_vround_hw(kind, x);
 }
 
 /* elements a[i .. i+15], kind 0: float32 */
@@ -132,6 +146,61 @@ PRM_VINLINE void prm_vst_kahan(const int kind, uint16_t *p, uint16_t *k, ptrdiff
     prm_vst16(k, i, prm_vround(kind, u - back));
 }
 
+/* stochastic rounding (prm_storage.h's prm_bits, prm_sround_*): lane j of the vector
+ * at element i of a call is element pos->first + i + j of its tensor */
+PRM_VINLINE __m512i prm_vmix32(__m512i h)
+{
+    h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
+    h = _mm512_mullo_epi32(h, _mm512_set1_epi32((int)0x85ebca6bu));
+    h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 13));
+    h = _mm512_mullo_epi32(h, _mm512_set1_epi32((int)0xc2b2ae35u));
+    return _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
+}
+
+PRM_VINLINE __m512i prm_vbits(uint32_t key, uint32_t first)
+{
+    const __m512i k = _mm512_set1_epi32((int)key);
+    const __m512i index = _mm512_add_epi32(_mm512_set1_epi32((int)first),
+                                           _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+                                                             10, 11, 12, 13, 14, 15));
+    return prm_vmix32(_mm512_add_epi32(prm_vmix32(_mm512_xor_si512(index, k)), k));
+}
+
+#define PRM_V32(c) _mm512_set1_epi32((int)(c))
+PRM_VINLINE __m256i prm_vsround(const int kind, __m512 x, __m512i bits)
+{
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i a = _mm512_and_si512(u, PRM_V32(0x7fffffffu));
+    const __m512i sign = _mm512_and_si512(_mm512_srli_epi32(u, 16), PRM_V32(0x8000u));
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(a, PRM_V32(0x7f800000u));
+    if (kind == 1) {
+        const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_and_si512(bits, PRM_V32(0xffffu))), 16);
+        return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, r, _mm512_or_si512(sign, PRM_V32(0x7fc0u))));
+    } else {
+        const __m512i low = _mm512_and_si512(bits, PRM_V32(0x1fffu));
+        const __m512i normal = _mm512_srli_epi32(_mm512_add_epi32(_mm512_sub_epi32(a, PRM_V32(0x38000000u)), low), 13);
+        const __mmask16 small = _mm512_cmplt_epu32_mask(a, PRM_V32(0x38800000u));
+        const __m512 xs = _mm512_castsi512_ps(_mm512_mask_blend_epi32(small, PRM_V32(0x38800000u), a));
+        const __m512i fixed = _mm512_cvttps_epi32(_mm512_mul_ps(xs, _mm512_set1_ps(137438953472.0f)));
+        const __m512i sub = _mm512_srli_epi32(_mm512_add_epi32(fixed, low), 13);
+        const __m512i top = _mm512_and_si512(_mm512_srli_epi32(a, 13), PRM_V32(0x3ffu));
+        const __m512i nanv = _mm512_or_si512(_mm512_or_si512(PRM_V32(0x7c00u), top),
+                                             _mm512_maskz_mov_epi32(_mm512_cmpeq_epi32_mask(top, _mm512_setzero_si512()), PRM_V32(1)));
+        __m512i r = _mm512_mask_blend_epi32(small, normal, sub);
+        r = _mm512_mask_blend_epi32(_mm512_cmpge_epu32_mask(a, PRM_V32(0x47800000u)), r, PRM_V32(0x7c00u));
+        r = _mm512_mask_blend_epi32(nan, r, nanv);
+        return _mm512_cvtepi32_epi16(_mm512_or_si512(sign, r));
+    }
+}
+#undef PRM_V32
+
+PRM_VINLINE void prm_vst_sr(const int kind, void *a, ptrdiff_t i, __m512 x, uint32_t key,
+                            uint32_t first)
+{
+    if (kind == 0) _mm512_storeu_ps((float *)a + i, x);
+    else prm_vst16((uint16_t *)a, i, prm_vsround(kind, x, prm_vbits(key, first + (uint32_t)i)));
+}
+
 PRM_VINLINE __m512 prm_vdivc(__m512 x, __m512 c, __m512 y)   /* prm_divc_f32 */
 {
 #if !PRM_DIVC_FMA
@@ -158,6 +227,7 @@ PRM_VINLINE __m512 prm_vdivc(__m512 x, __m512 c, __m512 y)   /* prm_divc_f32 */
 #define PRM_MODE_fp32 1
 #define PRM_MODE_split 2
 #define PRM_MODE_kahan 3
+#define PRM_MODE_sr 4
 #define VT __m512
 #define VW 16
 /* prefetch blocks of PRM_PF_BLOCK bytes of the narrowest arrays when every array
@@ -169,7 +239,11 @@ PRM_VINLINE __m512 prm_vdivc(__m512 x, __m512 c, __m512 y)   /* prm_divc_f32 */
 #endif
 #define LDP(a, i) prm_vld(PRM_KP, a, i)
 #define LDS(a, i) prm_vld(PRM_KS, a, i)
+#if PRM_MODE == 4
+#define STS(k, a, i, x) prm_vst_sr(PRM_KS, a, i, x, pos->key[k], pos->first)
+#else
 #define STS(k, a, i, x) prm_vst(PRM_KS, a, i, x)
+#endif
 #if PRM_MODE == 0
 #define LDPARAM(p, q, i) LDP(p, i)
 #define STPARAM(p, q, i, x) prm_vst(PRM_KP, p, i, x)
@@ -177,16 +251,19 @@ PRM_VINLINE __m512 prm_vdivc(__m512 x, __m512 c, __m512 y)   /* prm_divc_f32 */
 #define LDPARAM(p, q, i) prm_vld(0, q, i)
 #define STPARAM(p, q, i, x)                                                              \
     do {                                                                                 \
-        const __m512 x_ = (x);                                                           \
-        prm_vst(0, q, i, x_);                                                 \
-        prm_vst(PRM_KP, p, i, x_);                                            \
+        const __m512 xp_ = (x);                                                          \
+        _mm512_storeu_ps((float *)(q) + (i), xp_);                                       \
+        prm_vst(PRM_KP, p, i, xp_);                                                      \
     } while (0)
 #elif PRM_MODE == 2
 #define LDPARAM(p, q, i) prm_vld_split(p, q, i)
 #define STPARAM(p, q, i, x) prm_vst_split(p, q, i, x)
-#else
+#elif PRM_MODE == 3
 #define LDPARAM(p, q, i) LDP(p, i)
 #define STPARAM(p, q, i, x) prm_vst_kahan(PRM_KP, p, q, i, x)
+#else
+#define LDPARAM(p, q, i) LDP(p, i)
+#define STPARAM(p, q, i, x) prm_vst_sr(PRM_KP, p, i, x, pos->key[0], pos->first)
 #endif
 #define SQRT(x) _mm512_sqrt_ps(x)
 #define DIVC(x, c, y) prm_vdivc(x, _mm512_set1_ps(c), _mm512_set1_ps(y))
@@ -205,3 +282,4 @@ PRM_VINLINE __m512 prm_vdivc(__m512 x, __m512 c, __m512 y)   /* prm_divc_f32 */
 #undef PRM_MODE_fp32
 #undef PRM_MODE_split
 #undef PRM_MODE_kahan
+#undef PRM_MODE_sr
