@@ -32,11 +32,17 @@ extern "C" {
 #define PRM_AMSGRAD       8  /* Adam: vmax <- max(vmax, v)                     */
 #define PRM_NESTEROV      4  /* SGD: g <- g + momentum*buf                     */
 #define PRM_FIRST_STEP   16  /* SGD: buf <- g (torch's first momentum step)    */
+#define PRM_NO_PREFETCH   1  /* touch: no software prefetch                    */
 
 /* ---- hyperparameters, filled in double precision by the caller ------------ */
 typedef struct {
     double beta, one_minus_beta;
 } prm_ema_params;
+
+typedef struct {
+    int flags;                 /* touch (memory-only loop): PRM_NO_PREFETCH; the
+                                  params may also be NULL (prefetches on)        */
+} prm_touch_params;
 
 typedef struct {
     int flags;

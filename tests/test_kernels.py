@@ -332,3 +332,27 @@ def test_adam_bias_correction_division_is_exact(beta2, step):
             bad = np.flatnonzero(got["param"] != -1)
             assert bad.size == 0, (target, vmax.dtype, vmax[bad[:3]], got["param"][bad[:3]])
             assert np.array_equal(got["max_exp_avg_sq"], vmax)
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+@pytest.mark.parametrize("state", ["float32", "bfloat16"])
+def test_memory_only_loop_adds_as_documented(prefetch, state):
+    """The benchmark's limit, with and without prefetches, on every target (whole
+    vectors and a tail): a0 += a1; float32 state of float32 params += a1; 16-bit
+    state keeps its bits."""
+    sdt = np.float32 if state == "float32" else pytest.importorskip("ml_dtypes").bfloat16
+    n = 40003
+    rng = np.random.default_rng(3)
+    a1 = rng.standard_normal(n).astype(np.float32)
+    for target in pyrmsprop.simd_targets():
+        pyrmsprop.set_simd(target)
+        a0 = rng.standard_normal(n).astype(np.float32)
+        a2 = rng.standard_normal(n).astype(np.float32).astype(sdt)
+        a3 = a2.copy()
+        e0 = a0 + a1
+        e2 = a2 + a1 if state == "float32" else a2.copy()
+        _core.memory_only_update(a0, a1, a2, a3, prefetch=prefetch)
+        np.testing.assert_array_equal(a0, e0, err_msg=target)
+        for got in (a2, a3):
+            np.testing.assert_array_equal(got.view(f"u{got.itemsize}"),
+                                          e2.view(f"u{e2.itemsize}"), err_msg=target)

@@ -11,6 +11,7 @@ cdef extern from "pyrmsprop.h" nogil:
         PRM_AMSGRAD
         PRM_NESTEROV
         PRM_FIRST_STEP
+        PRM_NO_PREFETCH
         PRM_EMA
         PRM_RMSPROP
         PRM_ADAM
@@ -30,6 +31,9 @@ cdef extern from "pyrmsprop.h" nogil:
 
     ctypedef struct prm_ema_params:
         double beta, one_minus_beta
+
+    ctypedef struct prm_touch_params:
+        int flags
 
     ctypedef struct prm_rmsprop_params:
         int flags

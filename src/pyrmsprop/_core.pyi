@@ -83,7 +83,13 @@ def sgd_update(
     step: SupportsIndex | None = None,
 ) -> None: ...
 def memory_only_update(
-    a0: _A, a1: _A, a2: _A | None = None, a3: _A | None = None, *, extra: _A | None = None
+    a0: _A,
+    a1: _A,
+    a2: _A | None = None,
+    a3: _A | None = None,
+    *,
+    extra: _A | None = None,
+    prefetch: bool = True,
 ) -> None: ...
 def bf16_bits(bits: _A) -> object: ...
 

@@ -13,9 +13,10 @@ kernels
                        (2, 3, 3, 4): the same loads and stores with one add per
                        store, through the kernels' thread layout, cache-line
                        peeling, blocks and prefetches; in each repetition the
-                       faster of a run on the same arrays and one on 64-byte-aligned
-                       copies that start 1 KiB apart in their 4 KiB pages (the
-                       median over repetitions); "% of limit" = limit time /
+                       fastest of a run on the same arrays, one on 64-byte-aligned
+                       copies that start 1 KiB apart in their 4 KiB pages and one
+                       on the same arrays without the prefetches (the median over
+                       repetitions); "% of limit" = limit time /
                        pyrmsprop time (above 100% would mean the limit is wrong:
                        marked "!")
     ``numpy``          the update written by hand with numpy ufuncs (``out=`` into
@@ -330,8 +331,8 @@ def _ours(rule: str, arrays: list[np.ndarray]) -> Callable[[], None]:
     return lambda: pyrmsprop.adam_update(p, g, m, v, step=next(steps), **hp)
 
 
-def _limit(arrays: list[np.ndarray]) -> Callable[[], None]:
-    return lambda: _core.memory_only_update(*arrays)
+def _limit(arrays: list[np.ndarray], prefetch: bool = True) -> Callable[[], None]:
+    return lambda: _core.memory_only_update(*arrays, prefetch=prefetch)
 
 
 def _aligned_copy(a: np.ndarray, k: int = 0) -> np.ndarray:
@@ -642,7 +643,8 @@ def run_kernels(args, out: dict) -> None:
             for target in args.simd:
                 impls += [Impl("pyrmsprop", _ours(rule, arrays), simd=target),
                           Impl("limit", _limit(arrays), simd=target),
-                          Impl("limit_aligned", _limit(aligned), simd=target)]
+                          Impl("limit_aligned", _limit(aligned), simd=target),
+                          Impl("limit_nopf", _limit(arrays, prefetch=False), simd=target)]
             impls.append(Impl("numpy", _numpy(rule, arrays)))
             impls += [Impl(k, f) for k, f in _torch(rule, arrays).items()]
             nbytes = BYTES_F32[rule] * np.dtype(dtype).itemsize // 4
@@ -650,22 +652,24 @@ def run_kernels(args, out: dict) -> None:
                 _set_threads(threads)
                 reps = measure(impls, args.budget)
                 anchors = {im.name: im for im in impls if im.simd is None}
-                # the limit: in each repetition the faster of the memory-only loop on
-                # these arrays and on aligned copies (same thread layout, peeling and
-                # prefetches as the kernels): the best this memory moved those bytes
+                # the limit: in each repetition the fastest of the memory-only loop on
+                # these arrays, on aligned copies (same thread layout, peeling and
+                # prefetches as the kernels) and without prefetches: the best this
+                # memory moved those bytes
                 limits: dict[str | None, Impl] = {}
                 for target in args.simd:
-                    same, copies = (next(im for im in impls if im.name == name
-                                         and im.simd == target)
-                                    for name in ("limit", "limit_aligned"))
+                    same, copies, nopf = (next(im for im in impls if im.name == name
+                                               and im.simd == target)
+                                          for name in ("limit", "limit_aligned", "limit_nopf"))
                     limits[target] = Impl(
                         "limit", same.fn, simd=same.simd, number=same.number,
-                        samples=[min(a, b) for a, b in zip(same.samples, copies.samples)])
+                        samples=[min(a, b, c) for a, b, c in
+                                 zip(same.samples, copies.samples, nopf.samples)])
                 for im in impls:
-                    if im.name == "limit_aligned":
+                    if im.name in ("limit_aligned", "limit_nopf"):
                         continue
                     limit = limits.get(im.simd, limits[args.simd[0]])
-                    if im.name == "limit":      # the record of the limit: the best of both
+                    if im.name == "limit":      # the record of the limit: the best of all
                         im = limit
                     me = "limit" if im is limit else im.name
                     times = {**{k: a.median for k, a in anchors.items()},
@@ -695,10 +699,11 @@ def run_kernels(args, out: dict) -> None:
             print(kernel_table([r for r in recs if r["threads"] == threads], args))
     print("\nAnchor cells: the anchor's ns/element and (Nx) = anchor time / pyrmsprop time."
           "\nGB/s counts the bytes the update must move (read + written), for every column."
-          "\nlimit = in each repetition the faster of two runs of pyrmsprop._core.memory_only_update, the "
+          "\nlimit = in each repetition the fastest of three runs of pyrmsprop._core.memory_only_update, the "
           "same loads and stores\nwith one add per store, through the kernels' own thread "
-          "layout, cache-line peeling,\nblocks and prefetches: on the same arrays, and on "
-          "64-byte-aligned copies 1 KiB apart in their\n4 KiB pages. pyrmsprop's arrays are "
+          "layout, cache-line peeling,\nblocks and prefetches: on the same arrays, on "
+          "64-byte-aligned copies 1 KiB apart in their\n4 KiB pages, and on the same arrays "
+          "without prefetches. pyrmsprop's arrays are "
           "numpy's (np.random, np.zeros: 16 bytes past a cache line\nwhen large); torch's "
           "and DeepSpeed's are torch's (aligned).\nWith more than one thread every sample "
           "starts once the process's other threads sleep (torch's\nOpenMP worker spins for "
@@ -792,11 +797,13 @@ def run_storage(args, out: dict) -> None:
         steps = itertools.count(1)
         fn = (lambda p=p, g=g, m=m, v=v, kw=kw, steps=steps:
               pyrmsprop.adam_update(p, g, m, v, step=next(steps), **kw))
-        limit = (lambda p=p, g=g, m=m, v=v, extra=extra:
-                 _core.memory_only_update(p, g, m, v, extra=extra))
+        limits = [(lambda p=p, g=g, m=m, v=v, extra=extra, pf=pf:
+                   _core.memory_only_update(p, g, m, v, extra=extra, prefetch=pf))
+                  for pf in (True, False)]
         nbytes = 3 * _ITEM[pdt] + 4 * _ITEM[sdt] + (
             2 * (4 if master == "fp32" else 2) if master in ("fp32", "split", "kahan") else 0)
-        impls += [Impl(label, fn), Impl(label + " limit", limit)]
+        impls += [Impl(label, fn), Impl(label + " limit", limits[0]),
+                  Impl(label + " limit nopf", limits[1])]
         info[label] = nbytes
     if _TORCH is not None:
         torch = _TORCH
@@ -812,7 +819,9 @@ def run_storage(args, out: dict) -> None:
         by = {im.name: im for im in impls}
         f32 = by[STORAGE_ROWS[0][0]].median
         for label, *_ in STORAGE_ROWS:
-            im, lim = by[label], by[label + " limit"]
+            im, pf, nopf = by[label], by[label + " limit"], by[label + " limit nopf"]
+            lim = Impl("limit", pf.fn, number=pf.number,   # the faster of both, per repetition
+                       samples=[min(a, b) for a, b in zip(pf.samples, nopf.samples)])
             recs.append({"impl": label, "size": n, "threads": threads,
                          "median_ns_per_elem": im.median * 1e9 / n,
                          "bytes_per_elem": info[label],
@@ -846,7 +855,8 @@ def run_storage(args, out: dict) -> None:
         print(table(["storage (param / state)", "ns/elem", "B/elem", "% limit",
                      "elem/s vs f32"] + [f"vs {k[6:]}" for k in torch_cols], rows))
     print("\n% limit: the memory-only loop over the same arrays (pyrmsprop._core."
-          "memory_only_update with extra=) / the update.  elem/s vs f32 and vs torch: "
+          "memory_only_update with extra=; per repetition the faster of a run with and "
+          "one without prefetches) / the update.  elem/s vs f32 and vs torch: "
           "that row's time / this row's (above 1: this row is faster).")
 
 
