@@ -122,7 +122,9 @@ for line in sys.stdin:
         fn = m[1]
         continue
     if fn and re.search(r"%[yz]mm\d", line):
-        target = "avx512" if fn.endswith("_avx512") else "avx2" if fn.endswith("_avx2") else None
+        # a clone gcc made of a function (f.constprop.0, f.cold, ...) is that function
+        base = re.sub(r"(\.(constprop|isra|part|cold)(\.\d+)?)+$", "", fn)
+        target = "avx512" if base.endswith("_avx512") else "avx2" if base.endswith("_avx2") else None
         (counts if target else bad)[fn] = (counts if target else bad).get(fn, 0) + 1
 print(f"{len(counts)} avx2/avx512 kernel functions use ymm/zmm registers; others: {len(bad)}")
 if not counts:
