@@ -55,7 +55,7 @@ def is_gcc(cc: str) -> bool:
 def report(cc: str, target: str, flags: list[str]) -> list[tuple[str, int, str, str]]:
     """GCC's vectorizer report for one target file: (file, line, kind, message)."""
     src = ROOT / "csrc" / "targets" / f"{target}.c"
-    cmd = [cc, *flags, "-DPRM_VEC512=0", f"-I{ROOT / 'csrc'}", "-fopt-info-vec-optimized-missed",
+    cmd = [cc, *flags, "-DPRM_VEC=0", f"-I{ROOT / 'csrc'}", "-fopt-info-vec-optimized-missed",
            "-c", str(src), "-o", os.devnull]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
     if proc.returncode != 0:

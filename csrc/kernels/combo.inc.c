@@ -9,11 +9,12 @@
  * over the element access names listed below, one copy per option set.  float32
  * and float64: plain loops over arrays of CT (float or double), vectorized by the
  * compiler.  A combination with 16-bit arrays runs the float32 loops on converted
- * stages (stage.inc.c) and, in the AVX-512 build when the call may use the hardware
- * conversions, the same rule loops on vectors converted in registers (vec512.inc.c).
- * So a new rule is one loop written once, and a new storage type is its conversions
- * in prm_storage.h, stage.inc.c and vec512.inc.c.  The memory-only loop (touch.inc.c) is the one
- * rule written per combination: it must move exactly the combination's bytes. */
+ * stages (stage.inc.c) and, in the AVX2 and AVX-512 builds when the call may use the
+ * conversion instructions, the same rule loops on vectors converted in registers
+ * (vec.inc.c).  So a new rule is one loop written once, and a new storage type is
+ * its conversions in prm_storage.h, stage.inc.c and vec512/vec256.inc.c.  The
+ * memory-only loop (touch.inc.c) is the one rule written per combination: it must
+ * move exactly the combination's bytes. */
 
 /* ---- per storage type -------------------------------------------------------------- */
 #define PRM_TYPE_f32 float
@@ -70,19 +71,20 @@
 
 #if PRM_CAT(PRM_IS16_, PRM_P) || PRM_CAT(PRM_IS16_, PRM_S)
 #include "stage.inc.c"
-/* the vector kernels (vec512.inc.c): AVX-512 with BF16's intrinsics declared (as
- * for stage.inc.c's hardware conversions) and AVX512VL's 16-bit moves;
- * -DPRM_VEC512=0 leaves them out (tools/check_vectorized.py, which checks the
+/* the vector kernels (vec.inc.c): AVX-512 with BF16's intrinsics declared (as for
+ * stage.inc.c's hardware conversions) and AVX512VL's 16-bit moves, or AVX2 with
+ * F16C's; -DPRM_VEC=0 leaves them out (tools/check_vectorized.py, which checks the
  * compiler-vectorized loops) */
-#if !defined(PRM_VEC512) && defined(PRM_HW_BF16_BUILT) && defined(__AVX512VL__)
-#define PRM_VEC512 1
+#if !defined(PRM_VEC) && ((defined(PRM_HW_BF16_BUILT) && defined(__AVX512VL__)) ||         \
+                          (defined(PRM_HW_F16_BUILT) && !defined(__AVX512F__)))
+#define PRM_VEC 1
 #endif
-#if defined(PRM_VEC512) && PRM_VEC512
-#include "vec512.inc.c"
-/* the hardware conversions the vector kernels need, of pos->hw */
+#if defined(PRM_VEC) && PRM_VEC
+#include "vec.inc.c"
+/* the conversion instructions the vector kernels need, of pos->hw */
 #define PRM_VNEED                                                                        \
-    ((PRM_CAT(PRM_ISBF16_, PRM_P) || PRM_CAT(PRM_ISBF16_, PRM_S) ? PRM_HW_BF16 : 0) |    \
-     (PRM_CAT(PRM_ISF16_, PRM_P) || PRM_CAT(PRM_ISF16_, PRM_S) ? PRM_HW_F16 : 0))
+    ((PRM_CAT(PRM_ISBF16_, PRM_P) || PRM_CAT(PRM_ISBF16_, PRM_S) ? PRM_VNEED_BF16 : 0) | \
+     (PRM_CAT(PRM_ISF16_, PRM_P) || PRM_CAT(PRM_ISF16_, PRM_S) ? PRM_VNEED_F16 : 0))
 /* the slots past a call's whole vectors, for the staged kernel: slot 0 is EMA's
  * average (a state array) or the param */
 PRM_INLINE void PRM_LOCAL(vec_tail)(char *const *a, char **b, ptrdiff_t nv, const int ema)
@@ -95,7 +97,7 @@ PRM_INLINE void PRM_LOCAL(vec_tail)(char *const *a, char **b, ptrdiff_t nv, cons
 #define PRM_CHOOSE(rule, ema)                                                            \
     void PRM_FN(rule)(char *const *a, ptrdiff_t n, const void *hp, const prm_pos *pos)  \
     {                                                                                    \
-        const ptrdiff_t nv = (pos->hw & PRM_VNEED) == PRM_VNEED ? n - n % 16 : 0;        \
+        const ptrdiff_t nv = (pos->hw & PRM_VNEED) == PRM_VNEED ? n - n % PRM_VW : 0;    \
         if (nv > 0) PRM_FN_AS(rule, vec)(a, nv, hp, pos);                                \
         if (nv < n) {                                                                    \
             char *b[PRM_MAX_ARRAYS];                                                     \
@@ -127,7 +129,7 @@ PRM_CHOOSE(sgd, 0)
 #else
 /* The rule files' names for a plain loop over arrays of CT (float or double):
  *   VT, VW                an element's value type and the elements per iteration
- *                         (vec512.inc.c: a vector of 16 floats, 16)
+ *                         (vec.inc.c: a vector of floats, its lanes)
  *   BT                    the type PRM_BLOCKS counts in (prefetch blocks)
  *   LDP(a, i)             element i of an array of the param's storage (the grad)
  *   LDS(a, i)             ... of a state array; STS(k, a, i, x) stores x there

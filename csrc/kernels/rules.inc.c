@@ -1,6 +1,6 @@
 /* rules.inc.c -- every rule's loop and kernel, in the element access the includer
- * defined (combo.inc.c: plain loops over float or double arrays; vec512.inc.c:
- * AVX-512 vectors converted in registers; combo.inc.c lists the names), which are
+ * defined (combo.inc.c: plain loops over float or double arrays; vec.inc.c:
+ * vectors converted in registers; combo.inc.c lists the names), which are
  * undefined after.  A new rule is one file and one line here. */
 #include "ema.inc.c"
 #include "rmsprop.inc.c"

@@ -43,9 +43,9 @@ PRM_INLINE void PRM_LOCAL(touch_loop)(PT *PRM_RESTRICT a0, const PT *PRM_RESTRIC
     }
 }
 
-#if defined(PRM_VEC512) && PRM_VEC512 && (PRM_CAT(PRM_IS16_, PRM_P) || PRM_CAT(PRM_IS16_, PRM_S))
+#if defined(PRM_VEC) && PRM_VEC && defined(__AVX512F__) && (PRM_CAT(PRM_IS16_, PRM_P) || PRM_CAT(PRM_IS16_, PRM_S))
 /* AVX-512, a combination with 16-bit arrays: the loads and stores of the vector
- * kernels (vec512.inc.c: whole vectors, 16 elements), the same adds as above.  The
+ * kernels (vec.inc.c: whole vectors, 16 elements), the same adds as above.  The
  * compiler's loop over arrays of two widths packs and unpacks, and on a Zen 5-class
  * EPYC was slower than the float32-params-bfloat16-state Adam it stood for. */
 #define PRM_T16_LD(a, i) _mm256_loadu_si256((const __m256i *)((a) + (i)))
@@ -60,7 +60,7 @@ PRM_INLINE void PRM_LOCAL(touch_vec)(PT *PRM_RESTRICT a0, const PT *PRM_RESTRICT
     const __m256i zv = _mm256_set1_epi16((short)z);
     const __m512 one = _mm512_set1_ps(1.0f);
     (void)zv; (void)one;
-    /* blocks as vec512.inc.c's (BT): of the float32 arrays when there are any */
+    /* blocks as vec.inc.c's (BT): of the float32 arrays when there are any */
 #if PRM_CAT(PRM_IS16_, PRM_P) && PRM_CAT(PRM_IS16_, PRM_S) && (!PRM_HAS_Q || PRM_CAT(PRM_ISQ16_, PRM_M))
     PRM_BLOCKS(i0, len, n, uint16_t) {
 #else

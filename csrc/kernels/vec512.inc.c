@@ -1,14 +1,5 @@
-/* vec512.inc.c -- the rule files' element access for a storage combination with
- * 16-bit arrays, in AVX-512 vectors of 16 float32 lanes (included by combo.inc.c,
- * after stage.inc.c, with PRM_P, PRM_S, PRM_M as there).
- *
- * The staged kernels (stage.inc.c) convert 512 elements of every array into float32
- * buffers, run the float32 loop over them and convert back: three passes over the
- * L1 cache, and while the float32 loop runs, no load waits on memory, so memory time
- * and compute time add up.  Here the same rule loop (ema, rmsprop, adam, sgd .inc.c),
- * with VT a vector of 16 floats, converts in registers as it loads and stores: one
- * pass.  On a Zen 5-class EPYC, bfloat16 Adam (bfloat16 state) over 6.4e7 elements
- * went from 0.59 to about 0.32 ns/elem (docs/benchmarks.md).
+/* vec512.inc.c -- vec.inc.c's vectors for AVX-512: 16 float32 lanes (included once
+ * per target file, by vec.inc.c).
  *
  * The conversions are those of prm_storage.h, bit for bit: bfloat16 loads are exact
  * (a shift), stores use AVX-512 BF16's vcvtneps2bf16, float16 both ways F16C's
@@ -17,15 +8,8 @@
  * for bfloat16) goes through the integer code, lane by lane.  So these kernels run
  * only when the call may use the hardware conversions (pos->hw, PRM_VNEED in
  * combo.inc.c); otherwise the staged kernels, integer conversions throughout, run:
- * the tests compare both with the numpy emulation.  They take whole vectors: the
- * last n % 16 elements of a call go to the staged kernel (combo.inc.c), which gives
- * the same bits (on a Zen 5-class EPYC, masked stores made the loop 8% slower).
- *
- * Every master mode: none, fp32, split, kahan, and stochastic rounding (its random
- * bits made 16 lanes at a time, from the same counter as prm_bits). */
+ * the tests compare both with the numpy emulation. */
 
-#ifndef PRM_VEC512_ONCE
-#define PRM_VEC512_ONCE
 /* every function of these kernels: AVX-512 BF16's instruction is used by name */
 #define PRM_VATTR __attribute__((target("avx512bf16")))
 #define PRM_VINLINE static inline __attribute__((always_inline, target("avx512bf16")))
@@ -102,17 +86,9 @@ PRM_VINLINE void prm_vst16(uint16_t *a, ptrdiff_t i, __m256i h)
     _mm256_storeu_si256((__m256i *)(a + i), h);
 }
 
-PRM_VINLINE __m512 prm_vld(const int kind, const void *a, ptrdiff_t i)
-{
-    if (kind == 0) return _mm512_loadu_ps((const float *)a + i);
-    return prm_vwiden(kind, prm_vld16((const uint16_t *)a, i));
-}
+PRM_VINLINE __m512 prm_vldf(const float *a) { return _mm512_loadu_ps(a); }
 
-PRM_VINLINE void prm_vst(const int kind, void *a, ptrdiff_t i, __m512 x)
-{
-    if (kind == 0) _mm512_storeu_ps((float *)a + i, x);
-    else prm_vst16((uint16_t *)a, i, prm_vround(kind, x));
-}
+PRM_VINLINE void prm_vstf(float *a, __m512 x) { _mm512_storeu_ps(a, x); }
 
 /* split (prm_split_get/hi/lo): the master is hi:lo, hi rounded to nearest, ties away */
 PRM_VINLINE __m512 prm_vld_split(const uint16_t *hi, const uint16_t *lo, ptrdiff_t i)
@@ -133,17 +109,6 @@ PRM_VINLINE void prm_vst_split(uint16_t *hi, uint16_t *lo, ptrdiff_t i, __m512 x
     const __m512i l = _mm512_sub_epi32(u, _mm512_slli_epi32(h, 16));
     prm_vst16(hi, i, _mm512_cvtepi32_epi16(h));
     prm_vst16(lo, i, _mm512_cvtepi32_epi16(l));
-}
-
-/* kahan (stage.inc.c's prm_kahan_out): the param's new value v against its old one */
-PRM_VINLINE void prm_vst_kahan(const int kind, uint16_t *p, uint16_t *k, ptrdiff_t i, __m512 v)
-{
-    const __m512 old = prm_vld(kind, p, i);
-    const __m512 u = prm_vld(kind, k, i) + (v - old);
-    const __m256i r = prm_vround(kind, old + u);
-    const __m512 back = prm_vwiden(kind, r) - old;
-    prm_vst16(p, i, r);
-    prm_vst16(k, i, prm_vround(kind, u - back));
 }
 
 /* stochastic rounding (prm_storage.h's prm_bits, prm_sround_*): lane j of the vector
@@ -194,15 +159,9 @@ PRM_VINLINE __m256i prm_vsround(const int kind, __m512 x, __m512i bits)
 }
 #undef PRM_V32
 
-PRM_VINLINE void prm_vst_sr(const int kind, void *a, ptrdiff_t i, __m512 x, uint32_t key,
-                            uint32_t first)
+PRM_VINLINE __m512 prm_vdivc(__m512 x, float cs, float ys)   /* prm_divc_f32 */
 {
-    if (kind == 0) _mm512_storeu_ps((float *)a + i, x);
-    else prm_vst16((uint16_t *)a, i, prm_vsround(kind, x, prm_vbits(key, first + (uint32_t)i)));
-}
-
-PRM_VINLINE __m512 prm_vdivc(__m512 x, __m512 c, __m512 y)   /* prm_divc_f32 */
-{
+    const __m512 c = _mm512_set1_ps(cs), y = _mm512_set1_ps(ys);
 #if !PRM_DIVC_FMA
     (void)y;
     return _mm512_div_ps(x, c);
@@ -214,72 +173,16 @@ PRM_VINLINE __m512 prm_vdivc(__m512 x, __m512 c, __m512 y)   /* prm_divc_f32 */
     return _mm512_mask_blend_ps(finite, q0, q2);
 #endif
 }
-#endif /* PRM_VEC512_ONCE */
+PRM_VINLINE __m512 prm_vsqrt(__m512 x) { return _mm512_sqrt_ps(x); }
 
-/* ---- this combination's element access (combo.inc.c documents the names) -------- */
-#define PRM_KIND_f32 0
-#define PRM_KIND_bf16 1
-#define PRM_KIND_f16 2
-#define PRM_KP PRM_CAT(PRM_KIND_, PRM_P)
-#define PRM_KS PRM_CAT(PRM_KIND_, PRM_S)
-#define PRM_MODE PRM_CAT(PRM_MODE_, PRM_M)
-#define PRM_MODE_none 0
-#define PRM_MODE_fp32 1
-#define PRM_MODE_split 2
-#define PRM_MODE_kahan 3
-#define PRM_MODE_sr 4
-#define VT __m512
-#define VW 16
-/* prefetch blocks of PRM_PF_BLOCK bytes of the narrowest arrays when every array
- * is 16-bit (a float32 array's block would then be half prefetched: keep float) */
-#if PRM_CAT(PRM_IS16_, PRM_P) && PRM_CAT(PRM_IS16_, PRM_S) && (!PRM_HAS_Q || PRM_MODE != 1)
-#define BT uint16_t
-#else
-#define BT float
-#endif
-#define LDP(a, i) prm_vld(PRM_KP, a, i)
-#define LDS(a, i) prm_vld(PRM_KS, a, i)
-#if PRM_MODE == 4
-#define STS(k, a, i, x) prm_vst_sr(PRM_KS, a, i, x, pos->key[k], pos->first)
-#else
-#define STS(k, a, i, x) prm_vst(PRM_KS, a, i, x)
-#endif
-#if PRM_MODE == 0
-#define LDPARAM(p, q, i) LDP(p, i)
-#define STPARAM(p, q, i, x) prm_vst(PRM_KP, p, i, x)
-#elif PRM_MODE == 1
-#define LDPARAM(p, q, i) prm_vld(0, q, i)
-#define STPARAM(p, q, i, x)                                                              \
-    do {                                                                                 \
-        const __m512 xp_ = (x);                                                          \
-        _mm512_storeu_ps((float *)(q) + (i), xp_);                                       \
-        prm_vst(PRM_KP, p, i, xp_);                                                      \
-    } while (0)
-#elif PRM_MODE == 2
-#define LDPARAM(p, q, i) prm_vld_split(p, q, i)
-#define STPARAM(p, q, i, x) prm_vst_split(p, q, i, x)
-#elif PRM_MODE == 3
-#define LDPARAM(p, q, i) LDP(p, i)
-#define STPARAM(p, q, i, x) prm_vst_kahan(PRM_KP, p, q, i, x)
-#else
-#define LDPARAM(p, q, i) LDP(p, i)
-#define STPARAM(p, q, i, x) prm_vst_sr(PRM_KP, p, i, x, pos->key[0], pos->first)
-#endif
-#define SQRT(x) _mm512_sqrt_ps(x)
-#define DIVC(x, c, y) prm_vdivc(x, _mm512_set1_ps(c), _mm512_set1_ps(y))
-#define SEL(c, a, b) ((c) ? (VT)(a) : (VT)(b))
-#define MAXGT(a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), b, a)
-#define PRM_LOOP PRM_VINLINE
-#define PRM_KERNEL(rule) static PRM_VATTR void PRM_FN_AS(rule, vec)
-#include "rules.inc.c"
-#undef PRM_KIND_f32
-#undef PRM_KIND_bf16
-#undef PRM_KIND_f16
-#undef PRM_KP
-#undef PRM_KS
-#undef PRM_MODE
-#undef PRM_MODE_none
-#undef PRM_MODE_fp32
-#undef PRM_MODE_split
-#undef PRM_MODE_kahan
-#undef PRM_MODE_sr
+PRM_VINLINE __m512 prm_vmaxgt(__m512 a, __m512 b)   /* a > b ? a : b */
+{
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), b, a);
+}
+
+#define PRM_VT __m512    /* float32 lanes */
+#define PRM_VH __m256i   /* their 16-bit codes */
+#define PRM_VW 16
+#define PRM_VNEED_BF16 PRM_HW_BF16   /* vcvtneps2bf16 */
+#define PRM_VNEED_F16 PRM_HW_F16
+
