@@ -322,6 +322,15 @@ def test_settle_waits_for_a_spinning_thread_and_not_for_a_sleeping_one():
         bench._settle()
         waited = time.perf_counter() - t0
         assert waited < bench.SETTLE_MAX + 0.05
-        assert bench._other_threads_running() is False
+        if waited < bench.SETTLE_MAX:
+            # it returned early: because the worker sleeps
+            assert bench._other_threads_running() is False
+        else:
+            # it gave up at its limit: on a loaded machine (CI's emulator lane) the
+            # spinning worker may wait that long for a core; it must still go to sleep
+            deadline = time.monotonic() + 5.0
+            while bench._other_threads_running() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert bench._other_threads_running() is False
     finally:
         pyrmsprop.set_num_threads(old)
