@@ -33,14 +33,10 @@
 #define PRM_IS16_f64 0
 #define PRM_IS16_bf16 1
 #define PRM_IS16_f16 1
-#define PRM_ISBF16_f32 0
-#define PRM_ISBF16_f64 0
-#define PRM_ISBF16_bf16 1
-#define PRM_ISBF16_f16 0
-#define PRM_ISF16_f32 0
-#define PRM_ISF16_f64 0
-#define PRM_ISF16_bf16 0
-#define PRM_ISF16_f16 1
+#define PRM_KIND_f32 0   /* the vector kernels' kind of an array (vec.inc.c) */
+#define PRM_KIND_bf16 1
+#define PRM_KIND_f16 2
+#define PRM_KIND_f64 3
 
 #define CT PRM_CAT(PRM_CT_, PRM_P)
 #define PT PRM_CAT(PRM_TYPE_, PRM_P)
@@ -66,6 +62,11 @@
 #define PRM_ISQ16_kahan 1
 #define QT PRM_CAT(PRM_QT_, PRM_M)
 #define PRM_HAS_Q PRM_CAT(PRM_HASQ_, PRM_M)
+#define PRM_KP PRM_CAT(PRM_KIND_, PRM_P)
+#define PRM_KS PRM_CAT(PRM_KIND_, PRM_S)
+/* every array of the combination 16-bit (prefetch blocks count in uint16_t then) */
+#define PRM_ALL16 \
+    (PRM_CAT(PRM_IS16_, PRM_P) && PRM_CAT(PRM_IS16_, PRM_S) && (!PRM_HAS_Q || PRM_CAT(PRM_ISQ16_, PRM_M)))
 
 #define PRM_SFX PRM_CAT3(PRM_P, PRM_CAT(_, PRM_S), PRM_CAT(_, PRM_M))
 
@@ -83,8 +84,8 @@
 #include "vec.inc.c"
 /* the conversion instructions the vector kernels need, of pos->hw */
 #define PRM_VNEED                                                                        \
-    ((PRM_CAT(PRM_ISBF16_, PRM_P) || PRM_CAT(PRM_ISBF16_, PRM_S) ? PRM_VNEED_BF16 : 0) | \
-     (PRM_CAT(PRM_ISF16_, PRM_P) || PRM_CAT(PRM_ISF16_, PRM_S) ? PRM_VNEED_F16 : 0))
+    ((PRM_KP == 1 || PRM_KS == 1 ? PRM_VNEED_BF16 : 0) |                                 \
+     (PRM_KP == 2 || PRM_KS == 2 ? PRM_VNEED_F16 : 0))
 /* the slots past a call's whole vectors, for the staged kernel: slot 0 is EMA's
  * average (a state array) or the param */
 PRM_INLINE void PRM_LOCAL(vec_tail)(char *const *a, char **b, ptrdiff_t nv, const int ema)
@@ -163,6 +164,9 @@ PRM_CHOOSE(sgd, 0)
 #undef ST
 #undef QT
 #undef PRM_HAS_Q
+#undef PRM_KP
+#undef PRM_KS
+#undef PRM_ALL16
 #undef PRM_SFX
 #undef PRM_P
 #undef PRM_S

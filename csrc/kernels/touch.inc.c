@@ -61,7 +61,7 @@ PRM_INLINE void PRM_LOCAL(touch_vec)(PT *PRM_RESTRICT a0, const PT *PRM_RESTRICT
     const __m512 one = _mm512_set1_ps(1.0f);
     (void)zv; (void)one;
     /* blocks as vec.inc.c's (BT): of the float32 arrays when there are any */
-#if PRM_CAT(PRM_IS16_, PRM_P) && PRM_CAT(PRM_IS16_, PRM_S) && (!PRM_HAS_Q || PRM_CAT(PRM_ISQ16_, PRM_M))
+#if PRM_ALL16
     PRM_BLOCKS(i0, len, n, uint16_t) {
 #else
     PRM_BLOCKS(i0, len, n, float) {

@@ -68,11 +68,6 @@ PRM_VINLINE void prm_vst_sr(const int kind, void *a, ptrdiff_t i, PRM_VT x, uint
 #endif
 
 /* ---- this combination's element access (combo.inc.c documents the names) -------- */
-#define PRM_KIND_f32 0
-#define PRM_KIND_bf16 1
-#define PRM_KIND_f16 2
-#define PRM_KP PRM_CAT(PRM_KIND_, PRM_P)
-#define PRM_KS PRM_CAT(PRM_KIND_, PRM_S)
 #define PRM_MODE PRM_CAT(PRM_MODE_, PRM_M)
 #define PRM_MODE_none 0
 #define PRM_MODE_fp32 1
@@ -83,7 +78,7 @@ PRM_VINLINE void prm_vst_sr(const int kind, void *a, ptrdiff_t i, PRM_VT x, uint
 #define VW PRM_VW
 /* prefetch blocks of PRM_PF_BLOCK bytes of the narrowest arrays when every array
  * is 16-bit (a float32 array's block would then be half prefetched: keep float) */
-#if PRM_CAT(PRM_IS16_, PRM_P) && PRM_CAT(PRM_IS16_, PRM_S) && (!PRM_HAS_Q || PRM_MODE != 1)
+#if PRM_ALL16
 #define BT uint16_t
 #else
 #define BT float
@@ -123,11 +118,6 @@ PRM_VINLINE void prm_vst_sr(const int kind, void *a, ptrdiff_t i, PRM_VT x, uint
 #define PRM_LOOP PRM_VINLINE
 #define PRM_KERNEL(rule) static PRM_VATTR void PRM_FN_AS(rule, vec)
 #include "rules.inc.c"
-#undef PRM_KIND_f32
-#undef PRM_KIND_bf16
-#undef PRM_KIND_f16
-#undef PRM_KP
-#undef PRM_KS
 #undef PRM_MODE
 #undef PRM_MODE_none
 #undef PRM_MODE_fp32

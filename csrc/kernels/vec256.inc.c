@@ -4,26 +4,13 @@
  * bfloat16 both ways by prm_storage.h's integer code in vector form (AVX2 has no
  * bfloat16 instruction): loads are a shift, stores round to nearest even with NaN
  * as sign | 0x7fc0, prm_round_bf16's bits for every input.  float16 by F16C's
- * vcvtph2ps / vcvtps2ph, with the integer code for a vector holding a NaN (F16C
+ * vcvtph2ps / vcvtps2ph, with the integer code (stage.inc.c's block conversions) for
+ * a vector holding a NaN (F16C
  * quiets a signalling one; stage.inc.c's hardware-conversion notes). */
 
 /* every function of these kernels: F16C's instructions are used by name */
 #define PRM_VATTR __attribute__((target("f16c")))
 #define PRM_VINLINE static inline __attribute__((always_inline, target("f16c")))
-
-/* the integer code for a float16 vector holding a NaN (rare: out of line; named
- * with the target's suffix, like stage.inc.c's conversions) */
-#define prm_vwiden_f16_slow PRM_TSFX(prm_vwiden_f16_slow)
-#define prm_vround_f16_slow PRM_TSFX(prm_vround_f16_slow)
-static __attribute__((noinline, cold)) void prm_vwiden_f16_slow(const uint16_t *h, float *d)
-{
-    for (int k = 0; k < 8; k++) d[k] = prm_load_f16(h[k]);   /* novec: 8 lanes, rare */
-}
-
-static __attribute__((noinline, cold)) void prm_vround_f16_slow(const float *x, uint16_t *d)
-{
-    for (int k = 0; k < 8; k++) d[k] = prm_round_f16(x[k]);   /* novec: 8 lanes, rare */
-}
 
 #define PRM_V32(c) _mm256_set1_epi32((int)(c))
 
@@ -56,7 +43,7 @@ PRM_VINLINE __m256 prm_vwiden(const int kind, __m128i h)
         PRM_ALIGN64 uint16_t t[8];
         PRM_ALIGN64 float d[8];
         _mm_store_si128((__m128i *)t, h);
-        prm_vwiden_f16_slow(t, d);
+        prm_in_f16(d, t, 8);
         return _mm256_load_ps(d);
     }
     return _mm256_cvtph_ps(h);
@@ -75,7 +62,7 @@ PRM_VINLINE __m128i prm_vround(const int kind, __m256 x)
         PRM_ALIGN64 float t[8];
         PRM_ALIGN64 uint16_t d[8];
         _mm256_store_ps(t, x);
-        prm_vround_f16_slow(t, d);
+        prm_out_f16(d, t, 8);
         return _mm_load_si128((const __m128i *)d);
     }
     return _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);

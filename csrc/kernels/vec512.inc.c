@@ -5,7 +5,7 @@
  * (a shift), stores use AVX-512 BF16's vcvtneps2bf16, float16 both ways F16C's
  * instructions in their AVX-512 form, and a vector holding a lane they convert
  * otherwise (stage.inc.c's hardware-conversion notes: NaN, or a float32 subnormal
- * for bfloat16) goes through the integer code, lane by lane.  So these kernels run
+ * for bfloat16) goes through the integer code (stage.inc.c's block conversions).  So these kernels run
  * only when the call may use the hardware conversions (pos->hw, PRM_VNEED in
  * combo.inc.c); otherwise the staged kernels, integer conversions throughout, run:
  * the tests compare both with the numpy emulation. */
@@ -13,22 +13,6 @@
 /* every function of these kernels: AVX-512 BF16's instruction is used by name */
 #define PRM_VATTR __attribute__((target("avx512bf16")))
 #define PRM_VINLINE static inline __attribute__((always_inline, target("avx512bf16")))
-
-/* the integer code for a vector the instructions would convert otherwise (rare:
- * out of line; named with the target's suffix, like stage.inc.c's conversions) */
-#define prm_vwiden_f16_slow PRM_TSFX(prm_vwiden_f16_slow)
-#define prm_vround_slow PRM_TSFX(prm_vround_slow)
-static __attribute__((noinline, cold)) void prm_vwiden_f16_slow(const uint16_t *h, float *d)
-{
-    for (int k = 0; k < 16; k++) d[k] = prm_load_f16(h[k]);   /* novec: 16 lanes, rare */
-}
-
-static __attribute__((noinline, cold)) void prm_vround_slow(const int bf16, const float *x,
-                                                            uint16_t *d)
-{
-    for (int k = 0; k < 16; k++) /* novec: 16 lanes, rare */
-        d[k] = bf16 ? prm_round_bf16(x[k]) : prm_round_f16(x[k]);
-}
 
 /* 16-bit codes -> float32, exactly (kind 1: bfloat16, 2: float16) */
 PRM_VINLINE __m512 prm_vwiden(const int kind, __m256i h)
@@ -40,39 +24,27 @@ PRM_VINLINE __m512 prm_vwiden(const int kind, __m256i h)
         PRM_ALIGN64 uint16_t t[16];
         PRM_ALIGN64 float d[16];
         _mm256_store_si256((__m256i *)t, h);
-        prm_vwiden_f16_slow(t, d);
+        prm_in_f16(d, t, 16);
         return _mm512_load_ps(d);
     }
     return _mm512_cvtph_ps(h);
 }
 
-/* float32 -> 16-bit codes by the instruction, and the lanes it converts otherwise
- * than the integer code (fpclass: 0x01 quiet NaN, 0x80 signalling NaN, 0x20
- * subnormal) */
-PRM_VINLINE __m256i prm_vround_hw(const int kind, __m512 x)
-{
-    if (kind == 1) return (__m256i)_mm512_cvtneps_pbh(x);
-    return _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-}
-
-PRM_VINLINE __mmask16 prm_vodd(const int kind, __m512 x)
-{
-    return kind == 1 ? _mm512_fpclass_ps_mask(x, 0xa1) : _mm512_fpclass_ps_mask(x, 0x81);
-}
-
-PRM_VINLINE __m256i prm_vround_int(const int kind, __m512 x)
-{
-    PRM_ALIGN64 float t[16];
-    PRM_ALIGN64 uint16_t d[16];
-    _mm512_store_ps(t, x);
-    prm_vround_slow(kind == 1, t, d);
-    return _mm256_load_si256((const __m256i *)d);
-}
-
 /* float32 -> 16-bit codes, rounded to nearest even */
 PRM_VINLINE __m256i prm_vround(const int kind, __m512 x)
 {
-    return prm_vodd(kind, x) ? prm_vround_int(kind, x) : prm_vround_hw(kind, x);
+    /* fpclass: 0x01 quiet NaN, 0x80 signalling NaN, 0x20 subnormal */
+    const __mmask16 odd = kind == 1 ? _mm512_fpclass_ps_mask(x, 0xa1) : _mm512_fpclass_ps_mask(x, 0x81);
+    if (odd) {
+        PRM_ALIGN64 float t[16];
+        PRM_ALIGN64 uint16_t d[16];
+        _mm512_store_ps(t, x);
+        if (kind == 1) prm_out_bf16(d, t, 16);
+        else prm_out_f16(d, t, 16);
+        return _mm256_load_si256((const __m256i *)d);
+    }
+    if (kind == 1) return (__m256i)_mm512_cvtneps_pbh(x);
+    return _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
 /* elements a[i .. i+15], kind 0: float32 */

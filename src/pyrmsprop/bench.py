@@ -331,6 +331,13 @@ def _ours(rule: str, arrays: list[np.ndarray]) -> Callable[[], None]:
     return lambda: pyrmsprop.adam_update(p, g, m, v, step=next(steps), **hp)
 
 
+def _fastest(first: Impl, *others: Impl) -> Impl:
+    """The limit as one Impl: in each repetition the fastest of these runs of the
+    memory-only loop (timed interleaved with the rest, so their samples pair up)."""
+    return Impl("limit", first.fn, simd=first.simd, number=first.number,
+                samples=[min(t) for t in zip(first.samples, *(o.samples for o in others))])
+
+
 def _limit(arrays: list[np.ndarray], prefetch: bool = True) -> Callable[[], None]:
     return lambda: _core.memory_only_update(*arrays, prefetch=prefetch)
 
@@ -661,10 +668,7 @@ def run_kernels(args, out: dict) -> None:
                     same, copies, nopf = (next(im for im in impls if im.name == name
                                                and im.simd == target)
                                           for name in ("limit", "limit_aligned", "limit_nopf"))
-                    limits[target] = Impl(
-                        "limit", same.fn, simd=same.simd, number=same.number,
-                        samples=[min(a, b, c) for a, b, c in
-                                 zip(same.samples, copies.samples, nopf.samples)])
+                    limits[target] = _fastest(same, copies, nopf)
                 for im in impls:
                     if im.name in ("limit_aligned", "limit_nopf"):
                         continue
@@ -819,9 +823,7 @@ def run_storage(args, out: dict) -> None:
         by = {im.name: im for im in impls}
         f32 = by[STORAGE_ROWS[0][0]].median
         for label, *_ in STORAGE_ROWS:
-            im, pf, nopf = by[label], by[label + " limit"], by[label + " limit nopf"]
-            lim = Impl("limit", pf.fn, number=pf.number,   # the faster of both, per repetition
-                       samples=[min(a, b) for a, b in zip(pf.samples, nopf.samples)])
+            im, lim = by[label], _fastest(by[label + " limit"], by[label + " limit nopf"])
             recs.append({"impl": label, "size": n, "threads": threads,
                          "median_ns_per_elem": im.median * 1e9 / n,
                          "bytes_per_elem": info[label],
