@@ -7,7 +7,10 @@
  * (setup.py's target table); detection checks exactly what those flags enable.
  */
 #include "pyrmsprop.h"
+#include "prm_common.h"
 #include "prm_dispatch.h"
+#define PRM_QMAP_DEFINE   /* the maps and cells are defined here, declared elsewhere */
+#include "prm_q8.h"
 
 #include <stdint.h>
 
@@ -350,11 +353,12 @@ int prm_job_supported(const prm_job *job)
 
 static size_t storage_size(int s)
 {
-    return s == PRM_F64 ? 8 : s == PRM_F32 ? 4 : 2;
+    return s == PRM_F64 ? 8 : s == PRM_F32 ? 4 : s == PRM_Q8 ? 1 : 2;
 }
 
 size_t prm_slot_size(const prm_job *job, int k)
 {
+    if (k > 5) return 0;   /* an 8-bit state array's absmax */
     if (k == 5) {   /* the param's extra array */
         return job->master == PRM_MASTER_FP32 ? 4
              : job->master == PRM_MASTER_SPLIT || job->master == PRM_MASTER_KAHAN ? 2 : 0;
@@ -391,12 +395,16 @@ static void apply_part(const prm_kernel_fn fn, const prm_job *job, ptrdiff_t t, 
     char *x[PRM_MAX_ARRAYS];
     prm_pos pos;
     for (int k = 0; k < PRM_MAX_ARRAYS; k++) {
-        x[k] = a[k] ? a[k] + (size_t)lo * prm_slot_size(job, k) : NULL;
+        /* an absmax slot: one float32 per block (lo is a block's first element) */
+        const size_t off = k > 5 ? (size_t)(lo / PRM_Q8_BLOCK) * sizeof(float)
+                                 : (size_t)lo * prm_slot_size(job, k);
+        x[k] = a[k] ? a[k] + off : NULL;
         pos.key[k] = job->master == PRM_MASTER_STOCHASTIC
                          ? sr_key(job, t, k, (uint64_t)lo >> 32) : 0;
     }
     pos.first = (uint32_t)((uint64_t)lo & 0xffffffffu);
     pos.hw = atomic_load(&hw_in_use);
+    pos.q8_unsigned = job->state == PRM_Q8 ? prm_q8_unsigned_slots(job->rule) : 0;
     fn(x, hi - lo, job->params, &pos);
 }
 
@@ -424,4 +432,31 @@ int prm_any_nonfinite(int dtype, char *const *ptrs, const ptrdiff_t *lens, ptrdi
         if (fn(ptrs[t], lens[t])) return 1;
     }
     return 0;
+}
+
+/* ---- 8-bit block-wise state ------------------------------------------------------ */
+unsigned prm_q8_unsigned_slots(int rule)
+{
+    switch (rule) {
+    case PRM_ADAM: return 1u << 3 | 1u << 4;   /* exp_avg_sq, max_exp_avg_sq */
+    case PRM_RMSPROP: return 1u << 2;          /* square_avg                 */
+    default: return 0;                         /* EMA's avg, momentum: signed */
+    }
+}
+
+void prm_q8_quantize(const float *x, ptrdiff_t n, uint8_t *codes, float *absmax,
+                     int is_unsigned)
+{
+    prm_q8_put(codes, absmax, x, n, is_unsigned);
+}
+
+void prm_q8_dequantize(const uint8_t *codes, const float *absmax, ptrdiff_t n, float *out,
+                       int is_unsigned)
+{
+    prm_q8_get(out, codes, absmax, n, is_unsigned);
+}
+
+const uint32_t *prm_q8_map(int is_unsigned)
+{
+    return is_unsigned ? prm_q8_map_unsigned : prm_q8_map_signed;
 }

@@ -18,7 +18,10 @@
     X(r, bf16, f32, none) X(r, bf16, f32, fp32) X(r, bf16, f32, split)                \
     X(r, bf16, f32, kahan) X(r, bf16, f32, sr)                                        \
     X(r, f16, f16, none) X(r, f16, f16, fp32) X(r, f16, f16, kahan) X(r, f16, f16, sr) \
-    X(r, f16, f32, none) X(r, f16, f32, fp32) X(r, f16, f32, kahan) X(r, f16, f32, sr)
+    X(r, f16, f32, none) X(r, f16, f32, fp32) X(r, f16, f32, kahan) X(r, f16, f32, sr) \
+    X(r, f32, q8, none) X(r, bf16, q8, none) X(r, bf16, q8, fp32) X(r, bf16, q8, split) \
+    X(r, bf16, q8, kahan) X(r, bf16, q8, sr) X(r, f16, q8, none) X(r, f16, q8, fp32)    \
+    X(r, f16, q8, kahan) X(r, f16, q8, sr)
 
 /* The storage types, in the order of PRM_F32 ... PRM_F16. */
 #define PRM_STORAGES(Y) Y(f32) Y(f64) Y(bf16) Y(f16)
@@ -27,6 +30,7 @@
 #define PRM_ID_f64 PRM_F64
 #define PRM_ID_bf16 PRM_BF16
 #define PRM_ID_f16 PRM_F16
+#define PRM_ID_q8 PRM_Q8
 #define PRM_ID_none PRM_MASTER_NONE
 #define PRM_ID_fp32 PRM_MASTER_FP32
 #define PRM_ID_split PRM_MASTER_SPLIT
@@ -38,12 +42,15 @@ enum { PRM_COMBOS(PRM_COMBO_ENUM, _) PRM_NCOMBOS };
 #undef PRM_COMBO_ENUM
 
 /* Where a kernel call starts: the index (mod 2^32) of its first element in its
- * tensor, per array slot the stochastic-rounding key, and the hardware conversions
- * the kernel may use (PRM_HW_*; prm_apply fills all three). */
+ * tensor, per array slot the stochastic-rounding key, the hardware conversions the
+ * kernel may use (PRM_HW_*), and for 8-bit state the slots of the unsigned map
+ * (prm_q8_unsigned_slots; prm_apply fills all four).  An 8-bit job's calls start at
+ * a multiple of 256 elements (threads.c), so its absmax slots start at a block. */
 typedef struct {
     uint32_t key[PRM_MAX_ARRAYS];
     uint32_t first;
     int hw;
+    unsigned q8_unsigned;
 } prm_pos;
 
 /* Every kernel: the slot pointers (prm_job's order; unused ones NULL), the length,
@@ -68,7 +75,8 @@ const prm_kernel_table *prm_table(void);                      /* prm_target_curr
 const prm_kernel_table *prm_table_for(int rule, int dtype);   /* the rule's entry   */
 const prm_kernel_table *prm_table_of(int target);             /* NULL: unsupported  */
 
-/* Bytes per element of slot k of a job's arrays (0: the slot has no storage). */
+/* Bytes per element of slot k of a job's arrays (0: the slot has no storage, or
+ * holds one value per block: an absmax). */
 size_t prm_slot_size(const prm_job *job, int k);
 
 /* Apply tensor t's elements [lo, hi) of a job through table tb. */

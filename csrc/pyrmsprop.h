@@ -74,6 +74,9 @@ typedef struct {
  *          limit the benchmark reports against)
  * every rule: a5 the param's master copy (float32), low halves (uint16) or
  *          compensation (param storage), by the job's master mode
+ * 8-bit state (PRM_Q8): a state slot holds the uint8 codes, and the slot
+ *          PRM_Q8_ABSMAX_SLOT(k) its float32 absmax, one per block of 256 elements
+ *          (EMA's avg a6; a2, a3, a4 -> a6, a7, a8)
  * Arrays an option does not use are NULL.  The kernels are internal
  * (prm_dispatch.h): one per rule, storage combination and SIMD target.
  */
@@ -81,8 +84,9 @@ typedef struct {
 /* ---- jobs: one rule applied to a list of equally long array tuples --------- */
 enum { PRM_EMA = 0, PRM_RMSPROP = 1, PRM_ADAM = 2, PRM_SGD = 3, PRM_TOUCH = 4, PRM_NRULES };
 /* storage types: params and grads any; state float64 for float64 params, float32
- * or bfloat16 for float32 and bfloat16 params, float32 or float16 for float16 */
-enum { PRM_F32 = 0, PRM_F64 = 1, PRM_BF16 = 2, PRM_F16 = 3, PRM_NSTORAGE };
+ * or bfloat16 for float32 and bfloat16 params, float32 or float16 for float16; 8-bit
+ * block-wise state (PRM_Q8, state only) for float32, bfloat16 and float16 params */
+enum { PRM_F32 = 0, PRM_F64 = 1, PRM_BF16 = 2, PRM_F16 = 3, PRM_NSTORAGE, PRM_Q8 = PRM_NSTORAGE };
 /* how a 16-bit param is kept (float32/float64 params: PRM_MASTER_NONE only) */
 enum {
     PRM_MASTER_NONE = 0,       /* the param alone, rounded to nearest even           */
@@ -92,7 +96,8 @@ enum {
     PRM_MASTER_STOCHASTIC = 4, /* every 16-bit value written rounded stochastically  */
     PRM_NMASTER
 };
-#define PRM_MAX_ARRAYS 6
+#define PRM_MAX_ARRAYS 9
+#define PRM_Q8_ABSMAX_SLOT(k) ((k) < 2 ? 6 : (k) + 4)
 
 typedef struct {
     int rule;                  /* PRM_EMA ... PRM_TOUCH                              */
@@ -118,6 +123,18 @@ int prm_any_nonfinite(int dtype, char *const *ptrs, const ptrdiff_t *lens, ptrdi
 
 /* 1 if the job's (rule, dtype, state, master) has kernels (prm_run needs it). */
 int prm_job_supported(const prm_job *job);
+
+/* ---- 8-bit block-wise state ----------------------------------------------------
+ * Bit k set: state slot k of the rule holds non-negative values (a second moment)
+ * and uses the unsigned map; the others the signed one. */
+unsigned prm_q8_unsigned_slots(int rule);
+/* n float32 values into codes and one absmax per block of 256 (prm_q8.h's rule),
+ * and back; the map's 256 entries as float32 bits.  Serial; call without the GIL. */
+void prm_q8_quantize(const float *x, ptrdiff_t n, uint8_t *codes, float *absmax,
+                     int is_unsigned);
+void prm_q8_dequantize(const uint8_t *codes, const float *absmax, ptrdiff_t n, float *out,
+                       int is_unsigned);
+const uint32_t *prm_q8_map(int is_unsigned);
 
 /* ---- dispatch ---------------------------------------------------------------- */
 enum { PRM_TARGET_BASELINE = 0, PRM_TARGET_AVX2 = 1, PRM_TARGET_AVX512 = 2, PRM_NTARGETS };

@@ -47,7 +47,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define PRM_CHUNK ((ptrdiff_t)1 << 15)       /* elements; multiple of 16          */
+#define PRM_CHUNK ((ptrdiff_t)1 << 15)       /* elements; multiple of 16 and of the
+                                                8-bit state's blocks (256)          */
 #define PRM_ALIGN 64                         /* bytes: the cache line               */
 #define PRM_PEEL_MIN 1024                    /* elements: shorter calls are not peeled */
 #define PRM_MAX_WORKERS 255
@@ -213,7 +214,8 @@ static prm_atomic caller_cpu = -1;
 static ptrdiff_t align_head(const prm_job *job, ptrdiff_t t)
 {
     const ptrdiff_t n = job->lens[t];
-    if (n < PRM_PEEL_MIN) return 0;
+    /* 8-bit state: every call starts at a block (chunks are whole blocks) */
+    if (n < PRM_PEEL_MIN || job->state == PRM_Q8) return 0;
     char *const *a = job->ptrs + t * PRM_MAX_ARRAYS;
     ptrdiff_t heads[PRM_MAX_ARRAYS];
     int votes[PRM_MAX_ARRAYS], kinds = 0, best = -1;

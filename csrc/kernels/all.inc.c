@@ -6,6 +6,7 @@
 #include "../prm_common.h"
 #include "../prm_dispatch.h"
 #include "../prm_storage.h"
+#include "../prm_q8.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -94,6 +95,47 @@
 #include "combo.inc.c"
 #define PRM_P f16
 #define PRM_S f32
+#define PRM_M sr
+#include "combo.inc.c"
+
+#define PRM_P f32
+#define PRM_S q8
+#define PRM_M none
+#include "combo.inc.c"
+#define PRM_P bf16
+#define PRM_S q8
+#define PRM_M none
+#include "combo.inc.c"
+#define PRM_P bf16
+#define PRM_S q8
+#define PRM_M fp32
+#include "combo.inc.c"
+#define PRM_P bf16
+#define PRM_S q8
+#define PRM_M split
+#include "combo.inc.c"
+#define PRM_P bf16
+#define PRM_S q8
+#define PRM_M kahan
+#include "combo.inc.c"
+#define PRM_P bf16
+#define PRM_S q8
+#define PRM_M sr
+#include "combo.inc.c"
+#define PRM_P f16
+#define PRM_S q8
+#define PRM_M none
+#include "combo.inc.c"
+#define PRM_P f16
+#define PRM_S q8
+#define PRM_M fp32
+#include "combo.inc.c"
+#define PRM_P f16
+#define PRM_S q8
+#define PRM_M kahan
+#include "combo.inc.c"
+#define PRM_P f16
+#define PRM_S q8
 #define PRM_M sr
 #include "combo.inc.c"
 

@@ -21,6 +21,7 @@
 #define PRM_TYPE_f64 double
 #define PRM_TYPE_bf16 uint16_t
 #define PRM_TYPE_f16 uint16_t
+#define PRM_TYPE_q8 uint8_t
 #define PRM_CT_f32 float
 #define PRM_CT_f64 double
 #define PRM_CT_bf16 float
@@ -33,6 +34,12 @@
 #define PRM_IS16_f64 0
 #define PRM_IS16_bf16 1
 #define PRM_IS16_f16 1
+#define PRM_IS16_q8 0
+#define PRM_ISQ8_f32 0   /* 8-bit block-wise state (prm_q8.h): staged, never vec */
+#define PRM_ISQ8_f64 0
+#define PRM_ISQ8_bf16 0
+#define PRM_ISQ8_f16 0
+#define PRM_ISQ8_q8 1
 #define PRM_KIND_f32 0   /* the vector kernels' kind of an array (vec.inc.c) */
 #define PRM_KIND_bf16 1
 #define PRM_KIND_f16 2
@@ -70,7 +77,7 @@
 
 #define PRM_SFX PRM_CAT3(PRM_P, PRM_CAT(_, PRM_S), PRM_CAT(_, PRM_M))
 
-#if PRM_CAT(PRM_IS16_, PRM_P) || PRM_CAT(PRM_IS16_, PRM_S)
+#if PRM_CAT(PRM_IS16_, PRM_P) || PRM_CAT(PRM_IS16_, PRM_S) || PRM_CAT(PRM_ISQ8_, PRM_S)
 #include "stage.inc.c"
 /* the vector kernels (vec.inc.c): AVX-512 with BF16's intrinsics declared (as for
  * stage.inc.c's hardware conversions) and AVX512VL's 16-bit moves, or AVX2 with
@@ -80,7 +87,7 @@
                           (defined(PRM_HW_F16_BUILT) && !defined(__AVX512F__)))
 #define PRM_VEC 1
 #endif
-#if defined(PRM_VEC) && PRM_VEC
+#if defined(PRM_VEC) && PRM_VEC && !PRM_CAT(PRM_ISQ8_, PRM_S)
 #include "vec.inc.c"
 /* the conversion instructions the vector kernels need, of pos->hw */
 #define PRM_VNEED                                                                        \

@@ -48,6 +48,8 @@
 #define prm_out_bf16_hw PRM_TSFX(prm_out_bf16_hw)
 #define prm_out_f16_hw PRM_TSFX(prm_out_f16_hw)
 #define prm_in_f16_hw PRM_TSFX(prm_in_f16_hw)
+#define prm_q8_in PRM_TSFX(prm_q8_in)
+#define prm_q8_out PRM_TSFX(prm_q8_out)
 static void prm_in_bf16(float *PRM_RESTRICT d, const uint16_t *PRM_RESTRICT s, ptrdiff_t n)
 {
     for (ptrdiff_t i = 0; i < n; i++) d[i] = prm_load_bf16(s[i]);
@@ -94,6 +96,19 @@ static void prm_split_out(uint16_t *PRM_RESTRICT hi, uint16_t *PRM_RESTRICT lo,
         hi[i] = h;
         lo[i] = prm_split_lo(s[i], h);
     }
+}
+
+/* 8-bit state (prm_q8.h): n values from a block's start; am: that block's absmax */
+static void prm_q8_in(float *PRM_RESTRICT d, const uint8_t *PRM_RESTRICT codes,
+                      const float *PRM_RESTRICT am, ptrdiff_t n, int is_unsigned)
+{
+    prm_q8_get(d, codes, am, n, is_unsigned);
+}
+
+static void prm_q8_out(uint8_t *PRM_RESTRICT codes, float *PRM_RESTRICT am,
+                       const float *PRM_RESTRICT s, ptrdiff_t n, int is_unsigned)
+{
+    prm_q8_put(codes, am, s, n, is_unsigned);
 }
 
 /* Kahan for a 16-bit type (bf16 = 1: bfloat16, 0: float16; a literal, so it folds) */
@@ -231,22 +246,35 @@ PRM_INLINE void prm_stage_prefetch(const char *a, ptrdiff_t bytes)
 #endif /* PRM_STAGE_ONCE */
 
 /* ---- this combination ----------------------------------------------------------------
- * ESZ(T): an element's bytes; IN_/OUT_/SOUT_: the block conversions of a 16-bit type */
+ * ESZ(T): an element's bytes; STAGED(T): its stages are converted (16-bit, 8-bit);
+ * IN_/OUT_/SOUT_: the block conversions of slot k, of type T (8-bit state: the
+ * slot's absmax is slot PRM_Q8_ABSMAX_SLOT(k), from the stage's first block; it is
+ * never rounded stochastically) */
 #define PRM_ESZ_f32 4
 #define PRM_ESZ_bf16 2
 #define PRM_ESZ_f16 2
-#define PRM_STAGE_IN(T, d, s, n) PRM_CAT(PRM_SIN_, T)(d, s, n)
-#define PRM_STAGE_OUT(T, d, s, n) PRM_CAT(PRM_SOUT_, T)(d, s, n)
-#define PRM_STAGE_SOUT(T, d, s, n, key, first) PRM_CAT(PRM_SSOUT_, T)(d, s, n, key, first)
-#define PRM_SIN_bf16(d, s, n) prm_in_bf16(d, (const uint16_t *)(s), n)
-#define PRM_SIN_f16(d, s, n) PRM_IN_F16(pos->hw, d, (const uint16_t *)(s), n)
-#define PRM_SIN_f32(d, s, n) ((void)0)
-#define PRM_SOUT_bf16(d, s, n) PRM_OUT_BF16(pos->hw, (uint16_t *)(d), s, n)
-#define PRM_SOUT_f16(d, s, n) PRM_OUT_F16(pos->hw, (uint16_t *)(d), s, n)
-#define PRM_SOUT_f32(d, s, n) ((void)0)
-#define PRM_SSOUT_bf16(d, s, n, key, first) prm_sout_bf16((uint16_t *)(d), s, n, key, first)
-#define PRM_SSOUT_f16(d, s, n, key, first) prm_sout_f16((uint16_t *)(d), s, n, key, first)
-#define PRM_SSOUT_f32(d, s, n, key, first) ((void)0)
+#define PRM_ESZ_q8 1
+#define PRM_STAGED_f32 0
+#define PRM_STAGED_bf16 1
+#define PRM_STAGED_f16 1
+#define PRM_STAGED_q8 1
+#define PRM_STAGE_IN(T, k, d, s, n) PRM_CAT(PRM_SIN_, T)(k, d, s, n)
+#define PRM_STAGE_OUT(T, k, d, s, n) PRM_CAT(PRM_SOUT_, T)(k, d, s, n)
+#define PRM_STAGE_SOUT(T, k, d, s, n, key, first) PRM_CAT(PRM_SSOUT_, T)(k, d, s, n, key, first)
+#define PRM_SIN_bf16(k, d, s, n) prm_in_bf16(d, (const uint16_t *)(s), n)
+#define PRM_SIN_f16(k, d, s, n) PRM_IN_F16(pos->hw, d, (const uint16_t *)(s), n)
+#define PRM_SIN_f32(k, d, s, n) ((void)0)
+#define PRM_Q8_AM(k) ((float *)a[PRM_Q8_ABSMAX_SLOT(k)] + i0 / PRM_Q8_BLOCK)
+#define PRM_Q8_UNS(k) ((int)(pos->q8_unsigned >> (k)) & 1)
+#define PRM_SIN_q8(k, d, s, n) prm_q8_in(d, (const uint8_t *)(s), PRM_Q8_AM(k), n, PRM_Q8_UNS(k))
+#define PRM_SOUT_bf16(k, d, s, n) PRM_OUT_BF16(pos->hw, (uint16_t *)(d), s, n)
+#define PRM_SOUT_f16(k, d, s, n) PRM_OUT_F16(pos->hw, (uint16_t *)(d), s, n)
+#define PRM_SOUT_f32(k, d, s, n) ((void)0)
+#define PRM_SOUT_q8(k, d, s, n) prm_q8_out((uint8_t *)(d), PRM_Q8_AM(k), s, n, PRM_Q8_UNS(k))
+#define PRM_SSOUT_bf16(k, d, s, n, key, first) prm_sout_bf16((uint16_t *)(d), s, n, key, first)
+#define PRM_SSOUT_f16(k, d, s, n, key, first) prm_sout_f16((uint16_t *)(d), s, n, key, first)
+#define PRM_SSOUT_f32(k, d, s, n, key, first) ((void)0)
+#define PRM_SSOUT_q8(k, d, s, n, key, first) PRM_SOUT_q8(k, d, s, n)
 #define PRM_IS_SR PRM_CAT(PRM_ISSR_, PRM_M)
 #define PRM_ISSR_none 0
 #define PRM_ISSR_fp32 0
@@ -255,26 +283,28 @@ PRM_INLINE void prm_stage_prefetch(const char *a, ptrdiff_t bytes)
 #define PRM_ISSR_sr 1
 
 /* A state-like slot k of storage T (16-bit or float32): in before the rule, out after */
+#define PRM_SLOT_AT(T, k) (a[k] + PRM_CAT(PRM_ESZ_, T) * i0)
 #define PRM_SLOT_IN(T, k)                                                                \
     do {                                                                                 \
         if (a[k] == NULL) break;                                                         \
-        if (PRM_CAT(PRM_IS16_, T)) {                                                     \
-            PRM_STAGE_IN(T, buf[k], a[k] + 2 * i0, len);                                 \
+        if (PRM_CAT(PRM_STAGED_, T)) {                                                   \
+            PRM_STAGE_IN(T, k, buf[k], PRM_SLOT_AT(T, k), len);                          \
             s[k] = (char *)buf[k];                                                       \
         } else {                                                                         \
-            s[k] = a[k] + PRM_CAT(PRM_ESZ_, T) * i0;                                     \
+            s[k] = PRM_SLOT_AT(T, k);                                                    \
         }                                                                                \
     } while (0)
 #define PRM_SLOT_OUT(T, k)                                                               \
     do {                                                                                 \
-        if (a[k] == NULL || !PRM_CAT(PRM_IS16_, T)) break;                               \
-        if (PRM_IS_SR) PRM_STAGE_SOUT(T, a[k] + 2 * i0, buf[k], len, pos->key[k], first); \
-        else PRM_STAGE_OUT(T, a[k] + 2 * i0, buf[k], len);                               \
+        if (a[k] == NULL || !PRM_CAT(PRM_STAGED_, T)) break;                             \
+        if (PRM_IS_SR)                                                                   \
+            PRM_STAGE_SOUT(T, k, PRM_SLOT_AT(T, k), buf[k], len, pos->key[k], first);    \
+        else PRM_STAGE_OUT(T, k, PRM_SLOT_AT(T, k), buf[k], len);                        \
     } while (0)
 #define PRM_SLOT_PREFETCH(T, k)                                                          \
     do {                                                                                 \
-        if (a[k] != NULL && PRM_CAT(PRM_IS16_, T))                                       \
-            prm_stage_prefetch(a[k] + 2 * i0, 2 * PRM_STAGE);                            \
+        if (a[k] != NULL && PRM_CAT(PRM_STAGED_, T))                                     \
+            prm_stage_prefetch(PRM_SLOT_AT(T, k), PRM_CAT(PRM_ESZ_, T) * PRM_STAGE);     \
     } while (0)
 
 /* the param (slot 0, and slot 5 for fp32, split, kahan); PRM_SCAT picks the mode's
@@ -290,7 +320,7 @@ PRM_INLINE void prm_stage_prefetch(const char *a, ptrdiff_t bytes)
     s[0] = (char *)buf[0]
 #define PRM_PARAM_OUT_none PRM_SLOT_OUT(PRM_P, 0)
 #define PRM_PARAM_OUT_sr PRM_SLOT_OUT(PRM_P, 0)
-#define PRM_PARAM_OUT_fp32 PRM_STAGE_OUT(PRM_P, a[0] + 2 * i0, (const float *)a[5] + i0, len)
+#define PRM_PARAM_OUT_fp32 PRM_STAGE_OUT(PRM_P, 0, a[0] + 2 * i0, (const float *)a[5] + i0, len)
 #define PRM_PARAM_OUT_split                                                              \
     prm_split_out((uint16_t *)a[0] + i0, (uint16_t *)a[5] + i0, buf[0], len)
 #define PRM_PARAM_OUT_kahan                                                              \
@@ -308,7 +338,7 @@ PRM_INLINE void PRM_LOCAL(staged)(prm_kernel_fn f32, const int ema, char *const 
         const ptrdiff_t len = n - i0 < PRM_STAGE ? n - i0 : PRM_STAGE;
         const uint32_t first = pos->first + (uint32_t)i0;   /* sr: element i0's index */
         (void)first;
-        char *s[PRM_MAX_ARRAYS] = {NULL, NULL, NULL, NULL, NULL, NULL};
+        char *s[PRM_MAX_ARRAYS] = {NULL};
         if (ema) {
             PRM_SLOT_PREFETCH(PRM_S, 0);
         } else {
@@ -355,6 +385,17 @@ PRM_STAGED_RULE(sgd, 0)
 #undef PRM_ESZ_f32
 #undef PRM_ESZ_bf16
 #undef PRM_ESZ_f16
+#undef PRM_ESZ_q8
+#undef PRM_STAGED_f32
+#undef PRM_STAGED_bf16
+#undef PRM_STAGED_f16
+#undef PRM_STAGED_q8
+#undef PRM_Q8_AM
+#undef PRM_Q8_UNS
+#undef PRM_SIN_q8
+#undef PRM_SOUT_q8
+#undef PRM_SSOUT_q8
+#undef PRM_SLOT_AT
 #undef PRM_STAGE_IN
 #undef PRM_STAGE_OUT
 #undef PRM_STAGE_SOUT

@@ -1,6 +1,7 @@
 /* Memory-only loop: a rule's loads and stores with one add per store, the
  * bandwidth limit the benchmark compares against (EMA: a0,a1; RMSprop/SGD:
- * a0,a1,a2; Adam: a0..a3; slot 5 when the param keeps one).  Float arrays: a0 += a1;
+ * a0,a1,a2; Adam: a0..a3; slot 5 when the param keeps one; 8-bit state: the codes,
+ * not the absmax arrays, 4 bytes per 256 elements).  Float arrays: a0 += a1;
  * a2, a3 += a1 when they share its storage, else += 1; float32 slot 5 += 1.  16-bit
  * arrays (added as integers: only bytes move) keep their values: they get a1 & z
  * or z added, z a zero the compiler cannot see (the sign bit of n >= 0), so that the
@@ -13,7 +14,7 @@
 #endif
 #if PRM_CAT(PRM_IS16_, PRM_S) && PRM_CAT(PRM_IS16_, PRM_P)
 #define PRM_TOUCH_S(x) ((ST)((x) & z))
-#elif PRM_CAT(PRM_IS16_, PRM_S)
+#elif PRM_CAT(PRM_IS16_, PRM_S) || PRM_CAT(PRM_ISQ8_, PRM_S)
 #define PRM_TOUCH_S(x) ((ST)z)
 #else
 #define PRM_TOUCH_S(x) (sizeof(ST) == sizeof(PT) ? (ST)(x) : (ST)1)
@@ -43,7 +44,8 @@ PRM_INLINE void PRM_LOCAL(touch_loop)(PT *PRM_RESTRICT a0, const PT *PRM_RESTRIC
     }
 }
 
-#if defined(PRM_VEC) && PRM_VEC && defined(__AVX512F__) && (PRM_CAT(PRM_IS16_, PRM_P) || PRM_CAT(PRM_IS16_, PRM_S))
+#if defined(PRM_VEC) && PRM_VEC && defined(__AVX512F__) && !PRM_CAT(PRM_ISQ8_, PRM_S) && \
+    (PRM_CAT(PRM_IS16_, PRM_P) || PRM_CAT(PRM_IS16_, PRM_S))
 /* AVX-512, a combination with 16-bit arrays: the loads and stores of the vector
  * kernels (vec.inc.c: whole vectors, 16 elements), the same adds as above.  The
  * compiler's loop over arrays of two widths packs and unpacks, and on a Zen 5-class

@@ -35,12 +35,14 @@ from pyrmsprop._simd import set_simd, simd_by_rule, simd_target  # noqa: E402
 from pyrmsprop._version import __version__  # noqa: E402
 from pyrmsprop.functional import adam_update, ema_update, rmsprop_update, sgd_update  # noqa: E402
 from pyrmsprop.optim import EMA, SGD, Adam, AdamW, RMSprop  # noqa: E402
+from pyrmsprop.quantized import QuantizedState  # noqa: E402
 
 __all__ = [
     "EMA",
     "SGD",
     "Adam",
     "AdamW",
+    "QuantizedState",
     "RMSprop",
     "__version__",
     "schedules",

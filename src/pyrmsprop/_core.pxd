@@ -21,6 +21,7 @@ cdef extern from "pyrmsprop.h" nogil:
         PRM_F64
         PRM_BF16
         PRM_F16
+        PRM_Q8
         PRM_MASTER_NONE
         PRM_MASTER_FP32
         PRM_MASTER_SPLIT
@@ -61,6 +62,12 @@ cdef extern from "pyrmsprop.h" nogil:
 
     void prm_run(const prm_job *job) noexcept
     int prm_job_supported(const prm_job *job) noexcept
+    unsigned prm_q8_unsigned_slots(int rule) noexcept
+    void prm_q8_quantize(const float *x, Py_ssize_t n, unsigned char *codes, float *absmax,
+                         int is_unsigned) noexcept
+    void prm_q8_dequantize(const unsigned char *codes, const float *absmax, Py_ssize_t n,
+                           float *out, int is_unsigned) noexcept
+    const unsigned int *prm_q8_map(int is_unsigned) noexcept
     int prm_any_nonfinite(int dtype, char **ptrs, const Py_ssize_t *lens,
                           Py_ssize_t ntensors) noexcept
 

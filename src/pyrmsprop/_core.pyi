@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, SupportsIndex, TypeAlias
 
 import numpy as np
+from typing_extensions import disjoint_base
 
 _A: TypeAlias = np.ndarray[Any, Any]
 # Any shape: numpy's stubs give np.zeros(100) the shape type tuple[int], and list is
@@ -18,24 +19,45 @@ _A: TypeAlias = np.ndarray[Any, Any]
 _Arrays: TypeAlias = list[np.ndarray[Any, Any]] | tuple[np.ndarray[Any, Any], ...]
 _Floats: TypeAlias = _A
 
+# ---- 8-bit state: pyrmsprop.QuantizedState's base (its codes and absmax) ------------
+@disjoint_base
+class _QState:
+    @property
+    def codes(self) -> _A: ...
+    @property
+    def absmax(self) -> _A: ...
+    @property
+    def signed(self) -> bool: ...
+    def __init__(self, codes: _A, absmax: _A, is_signed: bool) -> None: ...
+
+Q8_BLOCK: int
+Q8_ZERO: dict[bool, int]
+def q8_map(is_signed: bool) -> bytes: ...
+def q8_quantize(x: _A, codes: _A, absmax: _A, is_signed: bool) -> None: ...
+def q8_dequantize(codes: _A, absmax: _A, out: _A, is_signed: bool) -> None: ...
+
+# a state argument: an array, or 8-bit state
+_S: TypeAlias = _A | _QState
+_States: TypeAlias = list[_A | _QState] | tuple[_A | _QState, ...]
+
 # ---- one array per argument --------------------------------------------------
 def ema_update(
-    avg: _A, x: _A, *, beta: float, seed: SupportsIndex | None = None,
+    avg: _S, x: _A, *, beta: float, seed: SupportsIndex | None = None,
     step: SupportsIndex | None = None
 ) -> None: ...
 def rmsprop_update(
     param: _A,
     grad: _A,
-    square_avg: _A,
+    square_avg: _S,
     *,
     lr: float = 1e-2,
     alpha: float = 0.99,
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     momentum: float = 0.0,
-    momentum_buffer: _A | None = None,
+    momentum_buffer: _S | None = None,
     centered: bool = False,
-    grad_avg: _A | None = None,
+    grad_avg: _S | None = None,
     eps_in_sqrt: bool = False,
     maximize: bool = False,
     master_param: _A | None = None,
@@ -47,8 +69,8 @@ def rmsprop_update(
 def adam_update(
     param: _A,
     grad: _A,
-    exp_avg: _A,
-    exp_avg_sq: _A,
+    exp_avg: _S,
+    exp_avg_sq: _S,
     *,
     step: SupportsIndex,
     lr: float = 1e-3,
@@ -58,7 +80,7 @@ def adam_update(
     weight_decay: float = 0.0,
     decoupled_weight_decay: bool = False,
     amsgrad: bool = False,
-    max_exp_avg_sq: _A | None = None,
+    max_exp_avg_sq: _S | None = None,
     maximize: bool = False,
     master_param: _A | None = None,
     param_lo: _A | None = None,
@@ -71,7 +93,7 @@ def sgd_update(
     *,
     lr: float,
     momentum: float = 0.0,
-    momentum_buffer: _A | None = None,
+    momentum_buffer: _S | None = None,
     dampening: float = 0.0,
     nesterov: bool = False,
     weight_decay: float = 0.0,
@@ -85,8 +107,8 @@ def sgd_update(
 def memory_only_update(
     a0: _A,
     a1: _A,
-    a2: _A | None = None,
-    a3: _A | None = None,
+    a2: _S | None = None,
+    a3: _S | None = None,
     *,
     extra: _A | None = None,
     prefetch: bool = True,
@@ -95,7 +117,7 @@ def bf16_bits(bits: _A) -> object: ...
 
 # ---- lists of arrays, one compiled call --------------------------------------
 def ema_update_multi(
-    avgs: _Arrays,
+    avgs: _States,
     xs: _Arrays,
     *,
     beta: float,
@@ -106,16 +128,16 @@ def ema_update_multi(
 def rmsprop_update_multi(
     params: _Arrays,
     grads: _Arrays,
-    square_avgs: _Arrays,
+    square_avgs: _States,
     *,
     lr: float = 1e-2,
     alpha: float = 0.99,
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     momentum: float = 0.0,
-    momentum_buffers: _Arrays | None = None,
+    momentum_buffers: _States | None = None,
     centered: bool = False,
-    grad_avgs: _Arrays | None = None,
+    grad_avgs: _States | None = None,
     eps_in_sqrt: bool = False,
     maximize: bool = False,
     master_params: _Arrays | None = None,
@@ -128,8 +150,8 @@ def rmsprop_update_multi(
 def adam_update_multi(
     params: _Arrays,
     grads: _Arrays,
-    exp_avgs: _Arrays,
-    exp_avg_sqs: _Arrays,
+    exp_avgs: _States,
+    exp_avg_sqs: _States,
     *,
     step: SupportsIndex,
     lr: float = 1e-3,
@@ -139,7 +161,7 @@ def adam_update_multi(
     weight_decay: float = 0.0,
     decoupled_weight_decay: bool = False,
     amsgrad: bool = False,
-    max_exp_avg_sqs: _Arrays | None = None,
+    max_exp_avg_sqs: _States | None = None,
     maximize: bool = False,
     master_params: _Arrays | None = None,
     param_los: _Arrays | None = None,
@@ -153,7 +175,7 @@ def sgd_update_multi(
     *,
     lr: float,
     momentum: float = 0.0,
-    momentum_buffers: _Arrays | None = None,
+    momentum_buffers: _States | None = None,
     dampening: float = 0.0,
     nesterov: bool = False,
     weight_decay: float = 0.0,

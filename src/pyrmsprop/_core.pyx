@@ -26,10 +26,13 @@ from pyrmsprop._core cimport *
 cdef char _NATIVE = b'<' if sys.byteorder == "little" else b'>'
 cdef enum:
     # array slots per tensor (PRM_MAX_ARRAYS): 0 param, 1 grad, 2-4 state, 5 the
-    # param's master copy / low halves / compensation
-    _NS = 6
+    # param's master copy / low halves / compensation, 6-8 the absmax arrays of 8-bit
+    # state (PRM_Q8_ABSMAX_SLOT: EMA's avg 6; state slots 2, 3, 4 -> 6, 7, 8)
+    _NS = 9
     # a 16-bit integer buffer: the low halves of a "split" master (never a float array)
     _U16 = 100
+    # a uint8 buffer: the codes of a QuantizedState (never a state array by itself)
+    _U8 = 101
 
 # ---------------------------------------------------------------------------
 # arrays
@@ -52,10 +55,10 @@ cdef struct Bufs:
 
 cdef struct Single:
     # storage of a one-tensor call, on the stack
-    Py_buffer views[6]
-    bint have[6]
-    bint written[6]
-    char *ptrs[6]
+    Py_buffer views[9]
+    bint have[9]
+    bint written[9]
+    char *ptrs[9]
     Py_ssize_t lens[1]
 
 
@@ -134,6 +137,8 @@ cdef int _dtype_of(const Py_buffer *v) noexcept:
         return PRM_F16
     if (f[0] == b'H' or f[0] == b'h') and v.itemsize == 2:
         return _U16
+    if f[0] == b'B' and v.itemsize == 1:
+        return _U8
     return -1
 
 
@@ -146,7 +151,7 @@ cdef str _dtype_name(object obj, const Py_buffer *v):
 
 
 _STORAGE_NAMES = {PRM_F32: "float32", PRM_F64: "float64", PRM_BF16: "bfloat16",
-                  PRM_F16: "float16", _U16: "uint16"}
+                  PRM_F16: "float16", _U16: "uint16", _U8: "uint8", PRM_Q8: "8bit"}
 
 
 cdef inline str _float_name(int dtype):
@@ -154,8 +159,8 @@ cdef inline str _float_name(int dtype):
 
 
 # the state storage types each param storage allows, the first its default
-_STATE_FOR = {PRM_F64: (PRM_F64,), PRM_F32: (PRM_F32, PRM_BF16),
-              PRM_BF16: (PRM_BF16, PRM_F32), PRM_F16: (PRM_F16, PRM_F32)}
+_STATE_FOR = {PRM_F64: (PRM_F64,), PRM_F32: (PRM_F32, PRM_BF16, PRM_Q8),
+              PRM_BF16: (PRM_BF16, PRM_F32, PRM_Q8), PRM_F16: (PRM_F16, PRM_F32, PRM_Q8)}
 
 
 cdef class _BF16Bits:
@@ -173,13 +178,72 @@ def bf16_bits(bits):
     return _BF16Bits(bits)
 
 
+cdef class _QState:
+    """The arrays of one 8-bit state array: uint8 codes (the param's shape) and one
+    float32 absmax per block of 256 elements, with the map they index (signed or
+    not).  pyrmsprop.QuantizedState is the class users see; the update functions
+    take its arrays as a state slot and that slot's absmax slot."""
+    cdef readonly object codes
+    cdef readonly object absmax
+    cdef bint _signed
+
+    def __init__(self, codes, absmax, is_signed):
+        self.codes = codes
+        self.absmax = absmax
+        self._signed = bool(is_signed)
+
+    @property
+    def signed(self):
+        """True: the signed map (first moments, momentum); False: the unsigned one."""
+        return self._signed
+
+
+Q8_BLOCK = 256
+Q8_ZERO = {True: 127, False: 0}     # the code of 0 in the signed and unsigned maps
+
+
+def q8_map(bint is_signed):
+    """The 256 entries of the signed or unsigned map, as float32 bits (bytes)."""
+    cdef const unsigned int *m = prm_q8_map(0 if is_signed else 1)
+    return bytes((<const char *>m)[:256 * 4])
+
+
+def q8_quantize(x, codes, absmax, bint is_signed):
+    """codes, absmax <- the 8-bit encoding of the float32 array x (all C-contiguous,
+    checked by the caller: pyrmsprop.QuantizedState)."""
+    cdef const float[::1] xv = x
+    cdef unsigned char[::1] cv = codes
+    cdef float[::1] av = absmax
+    cdef Py_ssize_t n = xv.shape[0]
+    if cv.shape[0] != n or av.shape[0] != (n + 255) // 256:
+        raise ValueError("q8_quantize: codes and absmax do not fit x")
+    if n == 0:
+        return
+    with nogil:
+        prm_q8_quantize(&xv[0], n, &cv[0], &av[0], 0 if is_signed else 1)
+
+
+def q8_dequantize(codes, absmax, out, bint is_signed):
+    """out <- map[codes] * absmax of each element's block (float32)."""
+    cdef const unsigned char[::1] cv = codes
+    cdef const float[::1] av = absmax
+    cdef float[::1] ov = out
+    cdef Py_ssize_t n = cv.shape[0]
+    if ov.shape[0] != n or av.shape[0] != (n + 255) // 256:
+        raise ValueError("q8_dequantize: absmax and out do not fit codes")
+    if n == 0:
+        return
+    with nogil:
+        prm_q8_dequantize(&cv[0], &av[0], n, &ov[0], 0 if is_signed else 1)
+
+
 cdef inline bint _state_ok(int p, int st) noexcept:
     """_STATE_FOR in C: whether params of storage p allow state of storage st."""
     if p == PRM_F64:
         return st == PRM_F64
     if p == PRM_F32 or p == PRM_BF16:
-        return st == PRM_F32 or st == PRM_BF16
-    return p == PRM_F16 and (st == PRM_F16 or st == PRM_F32)
+        return st == PRM_F32 or st == PRM_BF16 or st == PRM_Q8
+    return p == PRM_F16 and (st == PRM_F16 or st == PRM_F32 or st == PRM_Q8)
 
 
 # the type and dtype of the first ml_dtypes.bfloat16 array taken (the slow path below
@@ -212,11 +276,16 @@ cdef bint _same_shape(const Py_buffer *a, const Py_buffer *b) noexcept:
 
 
 cdef str _argname(tuple names, int k, Py_ssize_t t, bint multi):
+    if k > 5:   # an absmax slot: the QuantizedState's (EMA's avg, or state slot k - 4)
+        return _argname(names, k - 4 if names[k - 4] else 0, t, multi) + ".absmax"
     return f"{names[k]}[{t}]" if multi else names[k]
 
 
 cdef inline int _role(const Bufs *b, int k) noexcept:
-    """0: param-like (param, grad; EMA's x), 1: a state array (EMA's avg), 2: slot 5."""
+    """0: param-like (param, grad; EMA's x), 1: a state array (EMA's avg), 2: slot 5,
+    3: an absmax slot."""
+    if k > 5:
+        return 3
     if k == 5:
         return 2
     if b.rule == PRM_EMA:
@@ -239,6 +308,10 @@ cdef int _check_dtype(Bufs *b, Py_ssize_t t, int k, int dt, tuple names) except 
     if dt == _U16 and not (role == 2 and b.master == PRM_MASTER_SPLIT):
         raise TypeError(f"{_argname(names, k, t, multi)} must have dtype float32, float64, "
                         f"bfloat16 or float16, got uint16")
+    if dt == _U8:
+        raise TypeError(f"{_argname(names, k, t, multi)} must have dtype float32, float64, "
+                        f"bfloat16 or float16, got uint8 (8-bit state is a "
+                        f"pyrmsprop.QuantizedState: its codes with their absmax)")
     if role == 2:
         want = (PRM_F32 if b.master == PRM_MASTER_FP32 else
                 _U16 if b.master == PRM_MASTER_SPLIT else b.dtype)
@@ -256,7 +329,7 @@ cdef int _check_dtype(Bufs *b, Py_ssize_t t, int k, int dt, tuple names) except 
             f"{_argname(names, _first_of(b, role), 0, multi)} has dtype "
             f"{_float_name(shared[0])}; "
             + ("a param and its grad share one dtype" if role == 0
-               else "all state arrays share one dtype"))
+               else "all state arrays share one dtype (8bit: QuantizedState objects)"))
     if b.dtype >= 0 and b.state >= 0 and not _state_ok(b.dtype, b.state):
         p = _argname(names, _first_of(b, 0) if role == 1 else k, 0 if role == 1 else t, multi)
         st = _argname(names, k if role == 1 else _first_of(b, 1), t if role == 1 else 0, multi)
@@ -276,6 +349,8 @@ cdef int _take(Bufs *b, Py_ssize_t t, int k, object obj, tuple names, bint writt
     cdef bint bf16 = False
     src = obj
     global _bf16_type, _bf16_dtype
+    if isinstance(obj, _QState):
+        return _take_q8(b, t, k, <_QState>obj, names, written)
     if type(obj) is _BF16Bits:
         src = (<_BF16Bits>obj).bits
         bf16 = True
@@ -311,15 +386,31 @@ cdef int _take(Bufs *b, Py_ssize_t t, int k, object obj, tuple names, bint writt
         raise TypeError(f"{_argname(names, k, t, multi)} must have dtype float32, float64, "
                         f"bfloat16 or float16, got {_dtype_name(obj, v)}")
     _check_dtype(b, t, k, dt, names)
+    _shape_of(b, t, k, v, names, "")
+    return _layout(b, t, k, v, names, written, "")
+
+
+cdef int _shape_of(Bufs *b, Py_ssize_t t, int k, Py_buffer *v, tuple names,
+                   str what) except -1:
+    """Slot 0 sets the tensor's length; every other slot has slot 0's shape."""
+    cdef bint multi = b.multi
     if k == 0:
         b.lens[t] = v.len // v.itemsize
     elif not _same_shape(v, &b.views[t * _NS]):
         raise ValueError(
-            f"{_argname(names, k, t, multi)} has shape {_shape(v)} but "
+            f"{_argname(names, k, t, multi)}{what} has shape {_shape(v)} but "
             f"{_argname(names, 0, t, multi)} has shape {_shape(&b.views[t * _NS])}")
+    return 0
+
+
+cdef int _layout(Bufs *b, Py_ssize_t t, int k, Py_buffer *v, tuple names, bint written,
+                 str what) except -1:
+    """A taken buffer is C-contiguous, aligned, writable if written; then it is used."""
+    cdef bint multi = b.multi
+    cdef Py_ssize_t i = t * _NS + k
     if not PyBuffer_IsContiguous(v, b'C'):
         raise ValueError(
-            f"{_argname(names, k, t, multi)} is not C-contiguous; pyrmsprop updates arrays in "
+            f"{_argname(names, k, t, multi)}{what} is not C-contiguous; pyrmsprop updates arrays in "
             f"place and never copies them (an update applied to a copy would be lost): make "
             f"it contiguous once, e.g. np.ascontiguousarray, and keep using that array")
     if v.len > 0 and <size_t>v.buf % <size_t>v.itemsize != 0:
@@ -327,16 +418,62 @@ cdef int _take(Bufs *b, Py_ssize_t t, int k, object obj, tuple names, bint writt
         # double from it is undefined behaviour in C (UBSan), and a vector loop that
         # peels to an aligned address would never reach one
         raise ValueError(
-            f"{_argname(names, k, t, multi)} is not aligned: its data starts "
+            f"{_argname(names, k, t, multi)}{what} is not aligned: its data starts "
             f"{<size_t>v.buf % <size_t>v.itemsize} bytes past a multiple of its "
             f"{v.itemsize}-byte items (numpy's flags.aligned is False); pyrmsprop never "
             f"copies the arrays it updates: copy it once (np.array(x)) and keep using that")
     if written and v.readonly:
         raise ValueError(
-            f"{_argname(names, k, t, multi)} is read-only, but this update writes to it")
+            f"{_argname(names, k, t, multi)}{what} is read-only, but this update writes to it")
     b.written[i] = written
     b.ptrs[i] = <char *>v.buf
     return 0
+
+
+cdef int _take_q8(Bufs *b, Py_ssize_t t, int k, _QState q, tuple names,
+                  bint written) except -1:
+    """A QuantizedState as state slot k of tensor t: its codes in slot k, its absmax
+    in the slot's absmax slot; the map (signed or not) must be the slot's."""
+    cdef bint multi = b.multi
+    if _role(b, k) != 1:
+        raise TypeError(f"{_argname(names, k, t, multi)} cannot be a QuantizedState: only "
+                        f"state arrays are kept in 8 bits")
+    cdef bint want_unsigned = (prm_q8_unsigned_slots(b.rule) >> k) & 1
+    if q._signed == want_unsigned:
+        raise ValueError(
+            f"{_argname(names, k, t, multi)} must be a QuantizedState with signed="
+            f"{not want_unsigned}: it holds "
+            + ("non-negative values (a second moment: the unsigned map)" if want_unsigned
+               else "values of either sign (the signed map)"))
+    cdef Py_ssize_t i = t * _NS + k
+    cdef Py_buffer *v = &b.views[i]
+    if not PyObject_CheckBuffer(q.codes):
+        raise TypeError(f"{_argname(names, k, t, multi)}.codes must be a uint8 array, got "
+                        f"{type(q.codes).__name__}")
+    PyObject_GetBuffer(q.codes, v, PyBUF_RECORDS_RO)
+    b.have[i] = True
+    if _dtype_of(v) != _U8:
+        raise TypeError(f"{_argname(names, k, t, multi)}.codes must have dtype uint8, got "
+                        f"{_dtype_name(q.codes, v)}")
+    _check_dtype(b, t, k, PRM_Q8, names)
+    _shape_of(b, t, k, v, names, ".codes")
+    _layout(b, t, k, v, names, written, ".codes")
+    cdef int ka = 6 if k < 2 else k + 4     # PRM_Q8_ABSMAX_SLOT
+    cdef Py_ssize_t nblocks = (b.lens[t] + 255) // 256
+    i = t * _NS + ka
+    v = &b.views[i]
+    if not PyObject_CheckBuffer(q.absmax):
+        raise TypeError(f"{_argname(names, ka, t, multi)} must be a float32 array, got "
+                        f"{type(q.absmax).__name__}")
+    PyObject_GetBuffer(q.absmax, v, PyBUF_RECORDS_RO)
+    b.have[i] = True
+    if _dtype_of(v) != PRM_F32:
+        raise TypeError(f"{_argname(names, ka, t, multi)} must have dtype float32, got "
+                        f"{_dtype_name(q.absmax, v)}")
+    if v.ndim != 1 or v.shape[0] != nblocks:
+        raise ValueError(f"{_argname(names, ka, t, multi)} has shape {_shape(v)}, but "
+                         f"{b.lens[t]} elements need ({nblocks},): one per block of 256")
+    return _layout(b, t, ka, v, names, written, "")
 
 
 cdef int _finish(Bufs *b, tuple names) except -1:
@@ -713,7 +850,12 @@ _STORAGE_DOC = """
     arrays) or float16, one dtype; the state arrays share one dtype: float64 for
     float64 params, float32 or bfloat16 for float32 and bfloat16 params, float32 or
     float16 for float16 params.  Every element is computed in float32 (float64 for
-    float64 params) and every stored value rounded once, to nearest even.
+    float64 params) and every stored value rounded once, to nearest even.  8-bit
+    state (float32, bfloat16 and float16 params): every state argument is a
+    ``pyrmsprop.QuantizedState`` (``signed=True`` for first moments and momentum
+    buffers, ``False`` for second moments); each block of 256 elements is
+    dequantized, updated in float32 and written back with its new absmax, each value
+    as its nearest code.
 
     A 16-bit param can keep what its rounding loses, with at most one of:
     ``master_param`` (a float32 array: it is updated, and param is it rounded),

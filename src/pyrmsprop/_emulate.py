@@ -1,12 +1,15 @@
-"""Exact float32 emulation of the compiled kernels for 16-bit storage (the test
-oracle of :mod:`pyrmsprop.reference` when an array is bfloat16 or float16, or a
-master mode is chosen).
+"""Exact float32 emulation of the compiled kernels for 16-bit storage and 8-bit
+state (the test oracle of :mod:`pyrmsprop.reference` when an array is bfloat16 or
+float16, a state is a QuantizedState, or a master mode is chosen).
 
 Every element is loaded as float32 (numpy's and ml_dtypes' own casts), the rule is
 computed in numpy float32 in the kernels' order of operations (no FMA: numpy never
 contracts), and each stored value is rounded once: to nearest even by the same
 casts, or, with a seed, stochastically with the documented counter-based bits
 (re-derived here from their description: splitmix64 keys, murmur3 finalizers).
+8-bit state is dequantized and quantized here from the encoding's description (the
+map built as bitsandbytes builds it, the nearest code by a search over all 256),
+not by the C quantizer's cell tables.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ def _bits(a):
 
 
 def load(a):
-    """An array's values as float32 (exact for every storage type but float64)."""
+    """An array's values as float32 (exact for every storage type but float64; a
+    QuantizedState's dequantized values)."""
+    if is_q8(a):
+        return q8_dequantize(a.codes, a.absmax, a.signed).reshape(a.codes.shape)
     return np.asarray(a).astype(F32)
 
 
@@ -94,6 +100,11 @@ class Store:
 
     def __call__(self, out, x, slot):
         x = np.asarray(x, dtype=F32)
+        if is_q8(out):      # 8-bit state: to the nearest code, never stochastically
+            codes, absmax = q8_quantize(x, out.signed)
+            out.codes[...] = codes.reshape(out.codes.shape)
+            out.absmax[...] = absmax
+            return
         if self.seed is None or not is_16bit(out):
             out[...] = x.astype(out.dtype)
             return
@@ -227,3 +238,78 @@ def sgd(prm, grad, momentum_buffer, store, *, lr, momentum, dampening, nesterov,
         store(momentum_buffer, b, 2)
         g = g + f32(momentum) * b if nesterov else b
     prm.put(p0 - f32(lr) * g, p0)
+
+
+# ---- 8-bit block-wise state (pyrmsprop.QuantizedState) -----------------------------
+Q8_BLOCK = 256
+
+
+def _linspace32(start, end, steps):
+    """torch.linspace(start, end, steps, dtype=torch.float32) on the CPU: the step in
+    float32, element i < steps // 2 as start + step*i, the others as end - step*(steps
+    - 1 - i), each rounded once (torch evaluates them with an FMA)."""
+    s, e = F32(start), F32(end)
+    step = F32((e - s) / F32(steps - 1))
+    i = np.arange(steps, dtype=np.float64)
+    first = np.float64(s) + np.float64(step) * i
+    second = np.float64(e) - np.float64(step) * (steps - 1 - i)
+    return np.where(i < steps // 2, first, second).astype(F32)
+
+
+def qmap(signed):
+    """The 256 entries of bitsandbytes' dynamic map (create_dynamic_map), float32:
+    for i = 0..6 the midpoints of linspace(0.1, 1, k + 1), k = 2**i (signed) or
+    2**(i + 1) (unsigned), times 10**(i - 6) (a float32 product), their negatives for
+    the signed map, then 0 and 1, sorted."""
+    data = []
+    for i in range(7):
+        b = _linspace32(0.1, 1.0, (2**i if signed else 2 ** (i + 1)) + 1)
+        means = (b[:-1] + b[1:]) / F32(2)
+        scale = F32(10.0 ** (i - 6))
+        data.append(scale * means)
+        if signed:
+            data.append(-scale * means)
+    data.append(np.array([0.0, 1.0], dtype=F32))
+    return np.sort(np.concatenate(data))
+
+
+def q8_nearest(x, signed):
+    """The code of each float32 x (a value divided by its block's absmax): the map
+    entry nearest to it, distances in float32, a tie to the lower code."""
+    m = qmap(signed)
+    x = np.asarray(x, dtype=F32).reshape(-1)
+    out = np.empty(x.size, np.uint8)
+    for i in range(0, x.size, 4096):
+        d = np.abs(x[i:i + 4096, None] - m[None, :])
+        out[i:i + 4096] = np.argmin(d, axis=1)
+    return out
+
+
+def q8_quantize(x, signed):
+    """(codes, absmax) of float32 values x, block by block of Q8_BLOCK consecutive
+    elements: absmax = max |x| (NaN if a value is NaN), codes of x / absmax (a
+    block of zeros, and a block whose absmax is NaN or Inf: the code of 0)."""
+    x = np.asarray(x, dtype=F32).reshape(-1)
+    nb = -(-x.size // Q8_BLOCK)
+    pad = np.zeros(nb * Q8_BLOCK, F32)
+    pad[:x.size] = x
+    blocks = pad.reshape(nb, Q8_BLOCK)
+    absmax = np.max(np.abs(blocks), axis=1).astype(F32) if nb else np.zeros(0, F32)
+    div = np.where(absmax == 0, F32(1), absmax)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normed = (blocks / div[:, None]).reshape(-1)[:x.size]
+    codes = q8_nearest(np.where(np.isnan(normed), F32(0), normed), signed)
+    bad = np.repeat(~np.isfinite(absmax), Q8_BLOCK)[:x.size]
+    codes[bad] = 127 if signed else 0    # a block with a NaN or Inf: the code of 0
+    return codes, absmax
+
+
+def q8_dequantize(codes, absmax, signed):
+    """float32 map[code] * absmax of each element's block."""
+    c = np.asarray(codes).reshape(-1)
+    scale = np.repeat(np.asarray(absmax, dtype=F32), Q8_BLOCK)[:c.size]
+    return (qmap(signed)[c] * scale).astype(F32)
+
+
+def is_q8(a) -> bool:
+    return hasattr(a, "codes") and hasattr(a, "absmax")

@@ -9,8 +9,8 @@ of the C kernels, and serves as the test oracle (like ``bottleneck.slow``).
 It checks only what the rule itself needs (state arrays required by the
 options); the argument validation of the compiled API is not repeated here.
 
-When an array is bfloat16 or float16, the state's dtype differs from the param's,
-or a master mode (``master_param``, ``param_lo``, ``compensation``, ``seed``) is
+When an array is bfloat16 or float16, the state's dtype differs from the param's
+(a :class:`pyrmsprop.QuantizedState` included), or a master mode (``master_param``, ``param_lo``, ``compensation``, ``seed``) is
 given, the update is instead the kernels' exact float32 arithmetic, emulated in
 numpy (:mod:`pyrmsprop._emulate`): there, rounding once per stored value is what
 the kernels promise, and the tests check it bit for bit.
@@ -37,7 +37,8 @@ def _emulated(param, state, extras):
     """True when the update is emulated in float32 (see the module's docstring)."""
     dt = np.dtype(param.dtype)
     return (dt.itemsize == 2 or any(x is not None for x in extras)
-            or any(a is not None and np.dtype(a.dtype) != dt for a in state))
+            or any(a is not None and (_emulate.is_q8(a) or np.dtype(a.dtype) != dt)
+                   for a in state))
 
 
 def _param(param, master_param, param_lo, compensation, seed, step):
