@@ -4,6 +4,9 @@ search over all 256 entries on every code and every boundary, and whole updates 
 for bit against the float32 emulation (pyrmsprop._emulate, via pyrmsprop.reference)
 on every SIMD target and with 1 and 2 threads."""
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -137,6 +140,10 @@ def test_zeros_and_construction_checks():
     q = QuantizedState.zeros((3, 100), signed=False)
     assert q.codes.shape == (3, 100) and q.absmax.shape == (2,) and q.nbytes == 308
     assert np.all(q.dequantize() == 0) and not q.signed
+    r = QuantizedState.from_float(np.linspace(-1, 1, 1000, dtype=np.float32))
+    back = pickle.loads(pickle.dumps(r))
+    assert type(back) is QuantizedState and back == r and back.codes is not r.codes
+    assert copy.deepcopy(r) == r and r.copy() == r and r.copy().absmax is not r.absmax
     with pytest.raises(TypeError, match="codes must be a numpy uint8"):
         QuantizedState(np.zeros(10, np.int8), np.zeros(1, np.float32), signed=True)
     with pytest.raises(TypeError, match="absmax must be a numpy float32"):
@@ -204,7 +211,7 @@ def make(rule, pdt, master, opts, n, seed=0):
     return arrays, kw
 
 
-def copy(arrays):
+def fresh(arrays):
     return {k: v.copy() for k, v in arrays.items()}
 
 
@@ -250,7 +257,7 @@ def threads():
 @pytest.mark.parametrize("rule,pdt,master,opts", list(cases()))
 def test_updates_bit_exact_on_every_target_and_thread_count(rule, pdt, master, opts, threads):
     start, kw = make(rule, pdt, master, opts, N)
-    expected = copy(start)
+    expected = fresh(start)
     for _ in range(2):          # the second update reads what the first quantized
         run(reference, rule, expected, kw)
     want = flat(expected)
@@ -259,7 +266,7 @@ def test_updates_bit_exact_on_every_target_and_thread_count(rule, pdt, master, o
         for nthreads in (1, 2):
             _core.set_num_threads(nthreads)
             _core.set_thread_threshold(0)
-            got = copy(start)
+            got = fresh(start)
             for _ in range(2):
                 run(pyrmsprop, rule, got, kw)
             for k, v in flat(got).items():
@@ -269,11 +276,11 @@ def test_updates_bit_exact_on_every_target_and_thread_count(rule, pdt, master, o
 @pytest.mark.parametrize("n", [1, 255, 256, 257, 511, 513, 4096 + 5])
 def test_short_and_odd_lengths(n, threads):
     start, kw = make("adam", F32, None, {"amsgrad": True}, n, seed=n)
-    expected = copy(start)
+    expected = fresh(start)
     run(reference, "adam", expected, kw)
     for target in pyrmsprop.simd_targets():
         pyrmsprop.set_simd(target)
-        got = copy(start)
+        got = fresh(start)
         run(pyrmsprop, "adam", got, kw)
         for k, v in flat(got).items():
             assert same_bits(v, flat(expected)[k]), (target, k)
@@ -284,10 +291,10 @@ def test_multi_tensor_equals_one_at_a_time(threads):
     _core.set_thread_threshold(0)
     parts = [make("adam", F32, None, {}, n, seed=n) for n in (300, 40003, 1, 70000)]
     kw = parts[0][1]
-    single = [copy(a) for a, _ in parts]
+    single = [fresh(a) for a, _ in parts]
     for a in single:
         run(pyrmsprop, "adam", a, kw)
-    lists = [copy(a) for a, _ in parts]
+    lists = [fresh(a) for a, _ in parts]
     pyrmsprop.functional.adam_update_multi(
         [a["param"] for a in lists], [a["grad"] for a in lists],
         [a["exp_avg"] for a in lists], [a["exp_avg_sq"] for a in lists], **kw)
@@ -360,12 +367,12 @@ def test_absmax_checked_at_update_time():
                                          r"elements need \(4,\)"):
         pyrmsprop.adam_update(p, g, m, bad, step=1)
     _core._QState.__init__(bad, v.codes, np.zeros(4, np.float64), False)
-    with pytest.raises(TypeError, match="exp_avg_sq.absmax must have dtype float32"):
+    with pytest.raises(TypeError, match=r"exp_avg_sq\.absmax must have dtype float32"):
         pyrmsprop.adam_update(p, g, m, bad, step=1)
     ro = v.absmax.copy()
     ro.setflags(write=False)
     _core._QState.__init__(bad, v.codes, ro, False)
-    with pytest.raises(ValueError, match="exp_avg_sq.absmax is read-only"):
+    with pytest.raises(ValueError, match=r"exp_avg_sq\.absmax is read-only"):
         pyrmsprop.adam_update(p, g, m, bad, step=1)
     assert np.array_equal(p, before)
 

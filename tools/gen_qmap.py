@@ -26,7 +26,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, "src")
-from pyrmsprop._emulate import qmap  # noqa: E402
+from pyrmsprop._emulate import qmap
 
 F32 = np.float32
 
@@ -119,7 +119,8 @@ def main():
         base, ncell, cells = table(m)
         up = name.upper()
         out.append(f"#define PRM_Q8_{up}_BASE {base}   /* cell 0: every |x| whose top 16 bits are <= this */")
-        out.append(f"#define PRM_Q8_{up}_NCELL {ncell}   /* cells per sign; the negatives' after the positives' */")
+        out.append(f"#define PRM_Q8_{up}_NCELL {ncell}   "
+                   "/* cells per sign; the negatives' after the positives' */")
         out.append(f"#define PRM_Q8_{up}_ZERO {int(np.nonzero(m == 0)[0][0])}   /* the code of 0 */")
         out.append(c_array(f"prm_q8_map_{name}", "uint32_t", m.view(np.uint32)))
         out.append(c_array(f"prm_q8_cells_{name}", "uint32_t", cells))

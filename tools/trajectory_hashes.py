@@ -33,6 +33,14 @@ STEPS = 50
 SIZES = (1, 17, 1000, 70001)   # a lone tail, body + tail, several vectors, thread-pool sized
 THREADS = (1, 2)
 DTYPES = ("float32", "float64")
+# "q8": float32 params with 8-bit state (pyrmsprop.QuantizedState), for these variants
+Q8_VARIANTS = ("adam", "adamw-amsgrad-maximize", "rmsprop-centered-momentum-wd", "sgd-momentum")
+SIGNED = {"exp_avg": True, "exp_avg_sq": False, "max_exp_avg_sq": False, "square_avg": False,
+          "grad_avg": True, "momentum_buffer": True}
+
+
+def dtypes(name: str) -> tuple[str, ...]:
+    return DTYPES + ("q8",) if name in Q8_VARIANTS else DTYPES
 
 # Every rule and its variants: (rule, name, hyperparameters).  The list form passes the
 # same hyperparameters to the *_multi function.
@@ -118,7 +126,7 @@ def hash_arrays(arrays) -> str:
 def case_names(sizes=SIZES, threads=THREADS) -> list[str]:
     """Every case's name: variant/dtype/form/threads."""
     forms = [f"n{n}" for n in sizes] + ["list"]
-    return [f"{v}/{dt}/{form}/t{t}" for _, v, _ in VARIANTS for dt in DTYPES
+    return [f"{v}/{dt}/{form}/t{t}" for _, v, _ in VARIANTS for dt in dtypes(v)
             for form in forms for t in threads]
 
 
@@ -128,8 +136,13 @@ def run_case(pr, rule: str, hp: dict, dtype: str, sizes: tuple[int, ...], as_lis
     state kind), tensor by tensor.  ``sizes`` are the tensors' sizes: one for the single
     form, several for the list form (one call updates them all)."""
     state = _used_state(rule, hp)
+    q8, dtype = dtype == "q8", "float32" if dtype == "q8" else dtype
     params = [uniform(seed * 100000 + i, n, dtype) for i, n in enumerate(sizes)]
-    states = {name: [np.zeros(n, dtype) for n in sizes] for name in state}
+    if q8:
+        states = {name: [pr.QuantizedState.zeros(n, signed=SIGNED[name]) for n in sizes]
+                  for name in state}
+    else:
+        states = {name: [np.zeros(n, dtype) for n in sizes] for name in state}
     for t in range(1, steps + 1):
         grads = [uniform(seed * 100000 + 100 * t + i, n, dtype) * np.array(0.5, dtype)
                  for i, n in enumerate(sizes)]
@@ -151,7 +164,8 @@ def run_case(pr, rule: str, hp: dict, dtype: str, sizes: tuple[int, ...], as_lis
             fn(p, g, **kw)
     out = list(params)
     for name in state:
-        out += states[name]
+        for x in states[name]:
+            out += [x.codes, x.absmax] if q8 else [x]
     return out
 
 
@@ -162,7 +176,7 @@ def target_hashes(pr, sizes=SIZES, threads=THREADS, steps=STEPS) -> dict[str, st
     old_threads, old_threshold = pr.get_num_threads(), _core.get_thread_threshold()
     try:
         for seed, (rule, name, hp) in enumerate(VARIANTS):
-            for dtype in DTYPES:
+            for dtype in dtypes(name):
                 forms = [(f"n{n}", (n,), False) for n in sizes] + [("list", tuple(sizes), True)]
                 for form, shape, as_list in forms:
                     for nt in threads:

@@ -98,14 +98,21 @@ static void prm_split_out(uint16_t *PRM_RESTRICT hi, uint16_t *PRM_RESTRICT lo,
     }
 }
 
-/* 8-bit state (prm_q8.h): n values from a block's start; am: that block's absmax */
-static void prm_q8_in(float *PRM_RESTRICT d, const uint8_t *PRM_RESTRICT codes,
+/* 8-bit state (prm_q8.h): n values from a block's start; am: that block's absmax.
+ * One copy per target (never inlined: the staged kernels of every rule and 8-bit
+ * combination call them, and copies would multiply the build time). */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define PRM_NOINLINE __declspec(noinline)
+#else
+#define PRM_NOINLINE __attribute__((noinline))
+#endif
+PRM_NOINLINE static void prm_q8_in(float *PRM_RESTRICT d, const uint8_t *PRM_RESTRICT codes,
                       const float *PRM_RESTRICT am, ptrdiff_t n, int is_unsigned)
 {
     prm_q8_get(d, codes, am, n, is_unsigned);
 }
 
-static void prm_q8_out(uint8_t *PRM_RESTRICT codes, float *PRM_RESTRICT am,
+PRM_NOINLINE static void prm_q8_out(uint8_t *PRM_RESTRICT codes, float *PRM_RESTRICT am,
                        const float *PRM_RESTRICT s, ptrdiff_t n, int is_unsigned)
 {
     prm_q8_put(codes, am, s, n, is_unsigned);

@@ -755,13 +755,19 @@ STORAGE_ROWS = (
     ("bfloat16 stochastic / bfloat16 state", "bfloat16", "bfloat16", "stochastic"),
     ("float16 / float16 state", "float16", "float16", None),
     ("float16 / float32 state", "float16", "float32", None),
+    ("float32 / 8-bit state", "float32", "8bit", None),
+    ("bfloat16 / 8-bit state", "bfloat16", "8bit", None),
 )
-_ITEM = {"float32": 4, "bfloat16": 2, "float16": 2}
+# bytes per element; 8-bit state also moves its absmax, 4 bytes per 256 elements
+_ITEM = {"float32": 4, "bfloat16": 2, "float16": 2, "8bit": 1 + 4 / 256}
 
 
-def _storage_array(values: np.ndarray, dtype: str):
+def _storage_array(values: np.ndarray, dtype: str, signed: bool = True):
     """values (float32) in storage dtype, as the kernels take it; bfloat16 as a
-    uint16 array of the top halves (rounded to nearest), wrapped: no ml_dtypes needed."""
+    uint16 array of the top halves (rounded to nearest), wrapped: no ml_dtypes needed;
+    8bit as a QuantizedState (signed or not)."""
+    if dtype == "8bit":
+        return pyrmsprop.QuantizedState.from_float(values, signed=signed)
     if dtype == "bfloat16":
         u = values.view(np.uint32)
         return _core.bf16_bits(((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16))
@@ -787,7 +793,9 @@ def run_storage(args, out: dict) -> None:
     for label, pdt, sdt, master in STORAGE_ROWS:
         _progress(f"storage: {label} {fmt_size(n)}")
         p, g = _storage_array(p32, pdt), _storage_array(g32, pdt)
-        m, v = (_storage_array(np.zeros(n, np.float32), sdt) for _ in range(2))
+        m, v = (_storage_array(np.zeros(n, np.float32), sdt, signed) for signed in (True, False))
+        # the memory-only loop takes 8-bit state as signed arrays: the same bytes
+        mt, vt = (m, v) if sdt != "8bit" else (m, _storage_array(np.zeros(n, np.float32), sdt))
         kw = dict(HP["adam"])
         extra = None
         if master == "fp32":
@@ -801,11 +809,11 @@ def run_storage(args, out: dict) -> None:
         steps = itertools.count(1)
         fn = (lambda p=p, g=g, m=m, v=v, kw=kw, steps=steps:
               pyrmsprop.adam_update(p, g, m, v, step=next(steps), **kw))
-        limits = [(lambda p=p, g=g, m=m, v=v, extra=extra, pf=pf:
+        limits = [(lambda p=p, g=g, m=mt, v=vt, extra=extra, pf=pf:
                    _core.memory_only_update(p, g, m, v, extra=extra, prefetch=pf))
                   for pf in (True, False)]
-        nbytes = 3 * _ITEM[pdt] + 4 * _ITEM[sdt] + (
-            2 * (4 if master == "fp32" else 2) if master in ("fp32", "split", "kahan") else 0)
+        nbytes = round(3 * _ITEM[pdt] + 4 * _ITEM[sdt] + (
+            2 * (4 if master == "fp32" else 2) if master in ("fp32", "split", "kahan") else 0), 2)
         impls += [Impl(label, fn), Impl(label + " limit", limits[0]),
                   Impl(label + " limit nopf", limits[1])]
         info[label] = nbytes

@@ -65,14 +65,14 @@ class QuantizedState(_core._QState):
 
     # ---- construction ---------------------------------------------------------------
     @classmethod
-    def zeros(cls, shape, *, signed: bool = True) -> "QuantizedState":
+    def zeros(cls, shape, *, signed: bool = True) -> QuantizedState:
         """A state of zeros (absmax 0, every code that of 0)."""
         shape = _shape(shape)
         codes = np.full(shape, _core.Q8_ZERO[bool(signed)], dtype=np.uint8)
         return cls(codes, np.zeros(_nblocks(codes.size), np.float32), signed=signed)
 
     @classmethod
-    def from_float(cls, x, *, signed: bool = True) -> "QuantizedState":
+    def from_float(cls, x, *, signed: bool = True) -> QuantizedState:
         """x (any float array; float64 is rounded to float32 first) quantized."""
         arr = np.asarray(x)
         if arr.dtype.kind != "f" and getattr(arr.dtype, "name", "") != "bfloat16":
@@ -99,7 +99,7 @@ class QuantizedState(_core._QState):
                             out.reshape(-1), self.signed)
         return out
 
-    def copy(self) -> "QuantizedState":
+    def copy(self) -> QuantizedState:
         return type(self)(self.codes.copy(), self.absmax.copy(), signed=self.signed)
 
     # ---- description ----------------------------------------------------------------

@@ -25,7 +25,7 @@
 #   debootstrap of the root (cold only)                      820 s
 #   venv + pip install under qemu (extension built by gcc)   544 s  (pip cache warm)
 #   the tests under qemu (814 passed, 9 torch skips)         736 s
-#   trajectory hashes under qemu (320 cases, NEON)           218 s
+#   trajectory hashes under qemu (320 cases, NEON; 360 since the 8-bit state) 218 s
 #   host venv + install + hashes (baseline, avx2)            123 s
 #   => cold about 2450 s (41 min), warm (root cached) about 1630 s (27 min).
 #   Unloaded, by hand earlier: build ~3 min, the tests ~4 min.
