@@ -1,6 +1,7 @@
 /* combo.inc.c -- every rule for one storage combination, included by all.inc.c with
  *   PRM_P  the param's (and grad's) storage: f32, f64, bf16, f16
- *   PRM_S  the state arrays' storage
+ *   PRM_S  the state arrays' storage (q8: 8-bit block-wise state, prm_q8.h; staged
+ *          only)
  *   PRM_M  how the param is kept: none (the param alone, rounded to nearest), fp32
  *          (a float32 master in slot 5), split (bf16: the low halves in slot 5),
  *          kahan (a compensation array in the param's storage in slot 5), sr

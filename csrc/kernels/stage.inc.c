@@ -1,5 +1,5 @@
-/* stage.inc.c -- the rules for a storage combination with 16-bit arrays, included by
- * combo.inc.c (PRM_P, PRM_S, PRM_M as there).  Each rule runs the float32 rule's own
+/* stage.inc.c -- the rules for a storage combination with 16-bit arrays or 8-bit state,
+ * included by combo.inc.c (PRM_P, PRM_S, PRM_M as there).  Each rule runs the float32 rule's own
  * loop on stages of PRM_STAGE elements: the stage's 16-bit arrays are converted to
  * float32 buffers (exactly), the float32 kernel of this target updates the buffers
  * and the call's float32 arrays in place, and each buffer a rule writes is stored
@@ -22,6 +22,9 @@
 #ifndef PRM_STAGE_ONCE
 #define PRM_STAGE_ONCE
 #define PRM_STAGE 512
+#if PRM_STAGE % PRM_Q8_BLOCK != 0
+#error "a stage must hold whole blocks of 8-bit state (PRM_Q8_AM below)"
+#endif
 
 #if defined(_MSC_VER) && !defined(__clang__)
 #define PRM_ALIGN64 __declspec(align(64))
@@ -107,13 +110,13 @@ static void prm_split_out(uint16_t *PRM_RESTRICT hi, uint16_t *PRM_RESTRICT lo,
 #define PRM_NOINLINE __attribute__((noinline))
 #endif
 PRM_NOINLINE static void prm_q8_in(float *PRM_RESTRICT d, const uint8_t *PRM_RESTRICT codes,
-                      const float *PRM_RESTRICT am, ptrdiff_t n, int is_unsigned)
+                                   const float *PRM_RESTRICT am, ptrdiff_t n, int is_unsigned)
 {
     prm_q8_get(d, codes, am, n, is_unsigned);
 }
 
 PRM_NOINLINE static void prm_q8_out(uint8_t *PRM_RESTRICT codes, float *PRM_RESTRICT am,
-                       const float *PRM_RESTRICT s, ptrdiff_t n, int is_unsigned)
+                                    const float *PRM_RESTRICT s, ptrdiff_t n, int is_unsigned)
 {
     prm_q8_put(codes, am, s, n, is_unsigned);
 }
