@@ -131,7 +131,10 @@ MSVC_RT = {"_fltused", "__chkstk"}
 WIN_GNU_RT = {"__chkstk", "___chkstk_ms", "__chkstk_ms"}
 # dispatch.c's, used by threads.c
 CORE = {"prm_table", "prm_table_for", "prm_table_of", "prm_apply", "prm_split_elems",
-        "prm_slot_size"}
+        "prm_slot_size",
+        # the 8-bit maps and quantizer cells (csrc/prm_qmap.h), defined in dispatch.c
+        "prm_q8_map_signed", "prm_q8_map_unsigned", "prm_q8_cells_signed",
+        "prm_q8_cells_unsigned"}
 GNU_RT = re.compile(r"__stack_chk_(guard|fail)$|__aarch64_(cas|swp|ld[a-z]+)\d+_[a-z_]+$")
 WIN_CRT = {"memcpy", "memset", "memmove", "sqrt", "sqrtf", "malloc", "free"}
 # each target file's kernel table (csrc/kernels/all.inc.c), named by dispatch.c
