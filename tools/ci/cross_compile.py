@@ -134,7 +134,9 @@ CORE = {"prm_table", "prm_table_for", "prm_table_of", "prm_apply", "prm_split_el
         "prm_slot_size",
         # the 8-bit maps and quantizer cells (csrc/prm_qmap.h), defined in dispatch.c
         "prm_q8_map_signed", "prm_q8_map_unsigned", "prm_q8_cells_signed",
-        "prm_q8_cells_unsigned"}
+        "prm_q8_cells_unsigned",
+        # the linker's own: gcc -fPIC reaches those extern tables through the GOT
+        "_GLOBAL_OFFSET_TABLE_"}
 GNU_RT = re.compile(r"__stack_chk_(guard|fail)$|__aarch64_(cas|swp|ld[a-z]+)\d+_[a-z_]+$")
 WIN_CRT = {"memcpy", "memset", "memmove", "sqrt", "sqrtf", "malloc", "free"}
 # each target file's kernel table (csrc/kernels/all.inc.c), named by dispatch.c
