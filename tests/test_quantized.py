@@ -2,7 +2,8 @@
 construction (and bitsandbytes' when it is installed), the quantizer against a
 search over all 256 entries on every code and every boundary, and whole updates bit
 for bit against the float32 emulation (pyrmsprop._emulate, via pyrmsprop.reference)
-on every SIMD target and with 1 and 2 threads."""
+on every SIMD target and with 1 and 2 threads (conftest.py restores the thread count,
+threshold and target after each test)."""
 
 import copy
 import pickle
@@ -50,8 +51,7 @@ def test_maps_are_bitsandbytes_construction(signed):
 
 @pytest.mark.parametrize("signed", [True, False])
 def test_maps_equal_bitsandbytes(signed):
-    pytest.importorskip("torch")
-    bnbf = pytest.importorskip("bitsandbytes.functional")
+    bnbf = pytest.importorskip("bitsandbytes.functional")   # optional; it imports torch
     assert np.array_equal(u32(QuantizedState.map(signed)),
                           u32(bnbf.create_dynamic_map(signed=signed).numpy()))
 
@@ -246,16 +246,8 @@ def cases():
                     yield pytest.param(rule, pdt, master, opts, id=f"{rule}-{pdt}-{master}-{k}")
 
 
-@pytest.fixture
-def threads():
-    old_n, old_t = _core.get_num_threads(), _core.get_thread_threshold()
-    yield
-    _core.set_num_threads(old_n)
-    _core.set_thread_threshold(old_t)
-
-
 @pytest.mark.parametrize("rule,pdt,master,opts", list(cases()))
-def test_updates_bit_exact_on_every_target_and_thread_count(rule, pdt, master, opts, threads):
+def test_updates_bit_exact_on_every_target_and_thread_count(rule, pdt, master, opts):
     start, kw = make(rule, pdt, master, opts, N)
     expected = fresh(start)
     for _ in range(2):          # the second update reads what the first quantized
@@ -274,7 +266,7 @@ def test_updates_bit_exact_on_every_target_and_thread_count(rule, pdt, master, o
 
 
 @pytest.mark.parametrize("n", [1, 255, 256, 257, 511, 513, 4096 + 5])
-def test_short_and_odd_lengths(n, threads):
+def test_short_and_odd_lengths(n):
     start, kw = make("adam", F32, None, {"amsgrad": True}, n, seed=n)
     expected = fresh(start)
     run(reference, "adam", expected, kw)
@@ -286,7 +278,7 @@ def test_short_and_odd_lengths(n, threads):
             assert same_bits(v, flat(expected)[k]), (target, k)
 
 
-def test_multi_tensor_equals_one_at_a_time(threads):
+def test_multi_tensor_equals_one_at_a_time():
     _core.set_num_threads(2)
     _core.set_thread_threshold(0)
     parts = [make("adam", F32, None, {}, n, seed=n) for n in (300, 40003, 1, 70000)]
