@@ -17,6 +17,15 @@ rounding loses: None, 'fp32' (a float32 copy, state['master_param']), 'split'
 (bfloat16: the low halves, state['param_lo']), 'kahan' (state['compensation']) or
 'stochastic' (stochastic rounding, keyed by ``seed``, the step, the parameter and
 the element)) and ``seed`` (an int).
+
+``state_dtype='8bit'`` (float32, bfloat16 and float16 params) keeps each state array
+of a parameter of at least :data:`Q8_MIN_SIZE` elements as a
+:class:`~pyrmsprop.QuantizedState` (one uint8 code per element, one float32 absmax
+per block of 256); smaller parameters keep float32 state, as bitsandbytes'
+``min_8bit_size``.  Their state dicts hold each quantized array as two arrays,
+``<name>_codes`` and ``<name>_absmax``; a state dict of float state loads into an
+8-bit optimizer (quantized on load) and an 8-bit one into a float optimizer
+(dequantized on load).
 """
 
 from __future__ import annotations
@@ -32,17 +41,26 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pyrmsprop import _core
+from pyrmsprop.quantized import QuantizedState
 
-__all__ = ["SGD", "Adam", "AdamW", "EMA", "Optimizer", "RMSprop"]
+__all__ = ["SGD", "Adam", "AdamW", "EMA", "Optimizer", "RMSprop", "Q8_MIN_SIZE"]
 
 _FORMAT = "pyrmsprop-state"
 _CALLABLE_LR = "<callable>"
 
 
 _FLOATS = ("float32", "float64", "bfloat16", "float16")
+_Q8 = "8bit"   # state_dtype: block-wise 8-bit state (QuantizedState)
 # the state dtypes each param dtype allows (the first: its default), as the kernels
-_STATE_FOR = {"float64": ("float64",), "float32": ("float32", "bfloat16"),
-              "bfloat16": ("bfloat16", "float32"), "float16": ("float16", "float32")}
+_STATE_FOR = {"float64": ("float64",), "float32": ("float32", "bfloat16", _Q8),
+              "bfloat16": ("bfloat16", "float32", _Q8), "float16": ("float16", "float32", _Q8)}
+#: Parameters with fewer elements keep float32 state under ``state_dtype='8bit'``.
+Q8_MIN_SIZE = 4096
+# 8-bit state arrays read through the signed map (first moments, momentum) or the
+# unsigned one (second moments)
+_Q8_SIGNED = {"exp_avg": True, "exp_avg_sq": False, "max_exp_avg_sq": False,
+              "square_avg": False, "momentum_buffer": True, "grad_avg": True}
+_Q8_PARTS = ("_codes", "_absmax")   # a quantized array's two arrays in a state dict
 _MASTERS = (None, "fp32", "split", "kahan", "stochastic")
 # the state array each master mode keeps beside the param
 _MASTER_ARRAY = {"fp32": "master_param", "split": "param_lo", "kahan": "compensation"}
@@ -54,19 +72,75 @@ def _dtype_name(dt) -> str:
 
 def _np_dtype(name: str) -> np.dtype:
     if name == "bfloat16":
-        import ml_dtypes   # only reached with bfloat16 params or state, which need it
+        import ml_dtypes  # only reached with bfloat16 params or state, which need it
         return np.dtype(ml_dtypes.bfloat16)
     return np.dtype(name)
 
 
-def _state_dtype_option(value) -> str | None:
-    """A group's ``state_dtype`` as a dtype name (None: the param's)."""
+def _state_dtype_option(value, q8: bool = True) -> str | None:
+    """A group's ``state_dtype`` as a dtype name (None: the param's), or '8bit' if
+    ``q8`` allows it."""
     if value is None:
         return None
     name = getattr(value, "__name__", None) or getattr(value, "name", None) or value
-    if isinstance(name, str) and name in _FLOATS:
+    names = _FLOATS + ((_Q8,) if q8 else ())
+    if isinstance(name, str) and name in names:
         return name
-    raise TypeError(f"state_dtype must be None or one of {list(_FLOATS)}, got {value!r}")
+    raise TypeError(f"state_dtype must be None or one of {list(names)}, got {value!r}")
+
+
+def _q8_state(sd: str | None, size: int) -> bool:
+    """Whether a param of ``size`` elements keeps 8-bit state under state dtype ``sd``."""
+    return sd == _Q8 and size >= Q8_MIN_SIZE
+
+
+def _q8_pair(st: dict, where: str) -> dict[str, tuple]:
+    """The quantized arrays of a saved state ``st``: {name: (codes, absmax)} for each
+    pair ``<name>_codes``, ``<name>_absmax`` (a lone half is a ValueError)."""
+    out = {}
+    for key in st:
+        for part in _Q8_PARTS:
+            if isinstance(key, str) and key.endswith(part) and key[:-len(part)] in _Q8_SIGNED:
+                name = key[:-len(part)]
+                if name in st:
+                    raise ValueError(f"{where} has both {name!r} and {key!r}: one of them, "
+                                     f"please")
+                if not all(name + q in st for q in _Q8_PARTS):
+                    raise ValueError(f"{where} has {key!r} but not "
+                                     f"{[name + q for q in _Q8_PARTS]}: an 8-bit state needs both")
+                out[name] = (st[name + "_codes"], st[name + "_absmax"])
+    return out
+
+
+def _converted(a, name: str, want, shape: tuple, where: str):
+    """Saved state ``a`` (an array, or a (codes, absmax) pair) as state array ``name`` of
+    dtype ``want`` (a numpy dtype, or '8bit': a QuantizedState) for a param of
+    ``shape``: as it is, quantized or dequantized (a float array of another dtype is
+    an error, as before 8-bit state); a ValueError naming ``where`` if it cannot be."""
+    if isinstance(a, tuple):
+        codes, absmax = (np.asarray(x) for x in a)
+        if codes.shape != shape or codes.dtype != np.uint8:
+            raise ValueError(f"{where}: {name}_codes has shape {codes.shape} and dtype "
+                             f"{codes.dtype}; it must be uint8 of the parameter's shape {shape}")
+        try:
+            q = QuantizedState(codes.copy(), np.array(absmax, copy=True),
+                               signed=_Q8_SIGNED[name])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: {name}_{exc}") from None
+        if isinstance(want, str):
+            return q
+        return q.dequantize().astype(want)
+    a = np.asarray(a)
+    if a.shape != shape or (a.dtype != want if not isinstance(want, str) else
+                            a.dtype.kind != "f" and a.dtype.name != "bfloat16"):
+        raise ValueError(f"{where} has shape {a.shape} and dtype {a.dtype}, the parameter "
+                         f"{shape} (this state's dtype: {want})")
+    if isinstance(want, str):
+        try:
+            return QuantizedState.from_float(a, signed=_Q8_SIGNED[name])
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    return a
 
 
 def _storage_error(pd: str, sd: str | None, master: str | None, name: str) -> Exception | None:
@@ -228,6 +302,18 @@ def _packed_by_dtype(like: list[np.ndarray], values: list | None = None,
     return out
 
 
+def _exported(st: dict) -> dict:
+    """A copy of one param's state for a state dict: arrays copied, each
+    QuantizedState as its two arrays (``<name>_codes``, ``<name>_absmax``)."""
+    out = {}
+    for k, v in st.items():
+        if isinstance(v, QuantizedState):
+            out[k + "_codes"], out[k + "_absmax"] = v.codes.copy(), v.absmax.copy()
+        else:
+            out[k] = v.copy() if isinstance(v, np.ndarray) else v
+    return out
+
+
 def _plain(v: Any) -> Any:
     """``v`` with numpy scalars (``np.float32(1e-3)``, ...) as Python numbers, for JSON."""
     if isinstance(v, np.generic):
@@ -380,12 +466,14 @@ class Optimizer:
             batches: dict[tuple, list[int]] = {}
             needed = set(self._state_arrays(group))
             for i, p in zip(idx, group["params"]):
-                key = (p.dtype.char, self.state[i].get("step", 0), self._first(group, i))
+                # (8-bit and float32 state cannot share a call)
+                key = (p.dtype.char, self.state[i].get("step", 0), self._first(group, i),
+                       _q8_state(group["state_dtype"], p.size))
                 batches.setdefault(key, []).append(i)
                 # new state (first step, or an option such as momentum or amsgrad
                 # switched on in a group mid-training)
                 fresh = fresh or not needed <= self.state[i].keys()
-            for (_, step, first), members in batches.items():
+            for (_, step, first, _), members in batches.items():
                 params = [group["params"][i - idx.start] for i in members]
                 calls.append((group, members, params, step + 1, first,
                               self._lr(group, step + 1)))
@@ -446,7 +534,14 @@ class Optimizer:
             need = [(i, p) for i, p in zip(members, params) if name not in self.state[i]]
             if not need:
                 continue
-            dtype = self._dtype_of(group, need[0][1], name)
+            dtype = self._dtype_of(group, need[0][1], name)   # (one for the lot: see step)
+            if isinstance(dtype, str):     # 8-bit: the codes in one buffer, every code 0's
+                signed = _Q8_SIGNED[name]
+                for (i, p), codes in zip(need, _packed([p for _, p in need], dtype=np.uint8)):
+                    codes.fill(_core.Q8_ZERO[signed])
+                    self.state[i][name] = QuantizedState(
+                        codes, np.zeros(-(-p.size // _core.Q8_BLOCK), np.float32), signed=signed)
+                continue
             values = [p.astype(np.float32) for _, p in need] if name == "master_param" else None
             for (i, _), a in zip(need, _packed([p for _, p in need], values, dtype)):
                 self.state[i][name] = a
@@ -457,8 +552,9 @@ class Optimizer:
         return self._state_arrays(group) + ((extra,) if extra else ())
 
     @staticmethod
-    def _dtype_of(group, p: np.ndarray, name: str) -> np.dtype:
-        """The dtype of state array ``name`` of param ``p`` in ``group``."""
+    def _dtype_of(group, p: np.ndarray, name: str) -> np.dtype | str:
+        """The dtype of state array ``name`` of param ``p`` in ``group``, or '8bit' (a
+        QuantizedState)."""
         if name == "master_param":
             return np.dtype(np.float32)
         if name == "param_lo":
@@ -466,6 +562,8 @@ class Optimizer:
         if name == "compensation":
             return p.dtype
         sd = group["state_dtype"]
+        if sd == _Q8:
+            return _Q8 if _q8_state(sd, p.size) else np.dtype(np.float32)
         return p.dtype if sd is None else _np_dtype(sd)
 
     def _state_arrays(self, group) -> tuple[str, ...]:
@@ -488,15 +586,17 @@ class Optimizer:
             g = {k: v for k, v in group.items() if k != "params"}
             g["params"] = list(idx)
             groups.append(g)
-        state = {i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}
-                 for i, st in enumerate(self.state) if st}
+        state = {i: _exported(st) for i, st in enumerate(self.state) if st}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a :meth:`state_dict`; it must match the parameters (count, shapes,
-        dtypes, keys).  On any mismatch a ``ValueError``/``TypeError`` is raised and
-        the optimizer is left unchanged.  A saved callable ``lr`` keeps this
-        optimizer's own schedule."""
+        keys).  On any mismatch a ``ValueError``/``TypeError`` is raised and the
+        optimizer is left unchanged.  A saved callable ``lr`` keeps this optimizer's
+        own schedule, and each group keeps its own ``state_dtype``: saved float state
+        loads into 8-bit state quantized, saved 8-bit state into float state
+        dequantized (and rounded to nearest even for 16-bit state); other dtypes must
+        match."""
         if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
             raise ValueError("state_dict must be a dict with keys 'state' and 'param_groups'")
         saved_groups = state_dict["param_groups"]
@@ -517,6 +617,7 @@ class Optimizer:
                    "params": group["params"]}
             if callable(new["lr"]) or new["lr"] == _CALLABLE_LR:
                 new["lr"] = group["lr"]
+            new["state_dtype"] = group["state_dtype"]
             if isinstance(new.get("betas"), list):
                 new["betas"] = tuple(new["betas"])
             self._check_group(new)
@@ -531,6 +632,12 @@ class Optimizer:
             group = next(g for g, idx in zip(new_groups, (r for _, r in
                          self._groups_with_index())) if i in idx)
             p = self._param(i)
+            if not isinstance(st, dict):
+                raise ValueError(f"state of parameter {i} must be a dict, got "
+                                 f"{type(st).__name__}")
+            pairs = _q8_pair(st, f"state of parameter {i}")
+            st = {**{k: v for k, v in st.items()
+                     if not any(k == n + q for n in pairs for q in _Q8_PARTS)}, **pairs}
             expected = {"step", *self._all_state_arrays(group)}
             # arrays of an option switched off since (torch keeps them too) are allowed
             allowed = {"step", *self._STATE_NAMES, *_MASTER_ARRAY.values()}
@@ -542,18 +649,22 @@ class Optimizer:
                 raise ValueError(f"state of parameter {i}: step must be an integer >= 0")
             new_st = {"step": int(step)}
             for name in sorted(set(st) - {"step"}):
-                a = np.asarray(st[name])
                 want = self._dtype_of(group, p, name)
-                if a.shape != p.shape or a.dtype != want:
-                    raise ValueError(f"state {name!r} of parameter {i} has shape {a.shape} "
-                                     f"and dtype {a.dtype}, the parameter {p.shape} (this "
-                                     f"state's dtype: {want})")
+                if name in _MASTER_ARRAY.values():     # the master's own arrays: as saved
+                    a = np.asarray(st[name])
+                    if a.shape != p.shape or a.dtype != want:
+                        raise ValueError(f"state {name!r} of parameter {i} has shape "
+                                         f"{a.shape} and dtype {a.dtype}, the parameter "
+                                         f"{p.shape} (this state's dtype: {want})")
+                else:
+                    a = _converted(st[name], name, want, p.shape,
+                                   f"state {name!r} of parameter {i}")
                 new_st[name] = a
             new_state[i] = new_st
         # copies, packed into one buffer per (state name, dtype) as a step allocates them
         # (each at its parameter's offset in a cache line, as :func:`_packed` places them)
         for name in (*self._STATE_NAMES, *_MASTER_ARRAY.values()):
-            have = [i for i, st in enumerate(new_state) if name in st]
+            have = [i for i, st in enumerate(new_state) if isinstance(st.get(name), np.ndarray)]
             arrays = [new_state[i][name] for i in have]
             like = [self._param(i) for i in have]
             for i, a in zip(have, _packed_by_dtype(like, arrays, [x.dtype for x in arrays])):
@@ -750,7 +861,7 @@ class EMA:
         params = list(params)
         _check_params(params, "params", written=False)   # only read: read-only arrays are fine
         _core.ema_update_multi([], [], beta=beta, _validate_only=True)  # checks beta
-        sd = _state_dtype_option(state_dtype)
+        sd = _state_dtype_option(state_dtype, q8=False)
         _check_storage(params, {"state_dtype": sd, "master": None}, "params")
         self.beta = float(beta)
         self.bias_correction = bool(bias_correction)

@@ -16,8 +16,17 @@ rounded once to nearest even, as torch's fused kernels do.  Every optimizer also
 takes, per group, ``state_dtype`` (e.g. 'float32' state for bfloat16 params, or
 'bfloat16' state for float32 ones), ``master`` (None, 'fp32', 'split', 'kahan',
 'stochastic': see :mod:`pyrmsprop.optim`) and ``seed``; the extra arrays live in
-the state as 'master_param', 'param_lo' (int16) or 'compensation'.  ``foreach``/``fused`` are accepted and ignored
-(every step is fused); ``capturable``/``differentiable`` are not supported.
+the state as 'master_param', 'param_lo' (int16) or 'compensation'.
+``state_dtype='8bit'`` (float32, bfloat16, float16 params) keeps each state array of
+a param of at least ``pyrmsprop.optim.Q8_MIN_SIZE`` (4096) elements as two tensors,
+'<name>_codes' (uint8, the param's shape) and '<name>_absmax' (float32, one per
+block of 256), e.g. 'exp_avg_codes' and 'exp_avg_absmax'; smaller params keep
+float32 state.  ``load_state_dict`` keeps each group's own ``state_dtype`` and
+converts saved state to it (a float state dict, torch.optim's too, is quantized on
+load; an 8-bit one is dequantized into a float optimizer), and keeps master arrays
+in their own dtypes (torch.optim would cast every state tensor to the param's).
+``foreach``/``fused`` are accepted and ignored (every step is fused);
+``capturable``/``differentiable`` are not supported.
 """
 
 from __future__ import annotations
@@ -29,8 +38,20 @@ import torch
 from torch.optim import Optimizer as _TorchOptimizer
 
 from pyrmsprop import _core
-from pyrmsprop.optim import (_MASTER_ARRAY, _MASTERS, _STATE_FOR, _master_kwargs,
-                             _state_dtype_option, _storage_error)
+from pyrmsprop.optim import (
+    _MASTER_ARRAY,
+    _MASTERS,
+    _Q8,
+    _Q8_PARTS,
+    _Q8_SIGNED,
+    _STATE_FOR,
+    _master_kwargs,
+    _q8_pair,
+    _q8_state,
+    _state_dtype_option,
+    _storage_error,
+)
+from pyrmsprop.quantized import QuantizedState
 
 __all__ = ["SGD", "Adam", "AdamW", "RMSprop"]
 
@@ -56,6 +77,46 @@ def _numpy(t: torch.Tensor):
     if t.dtype == torch.bfloat16:
         return _core.bf16_bits(t.view(torch.int16).numpy())
     return t.numpy()
+
+
+def _has(state: dict, name: str) -> bool:
+    """Whether ``state`` holds state array ``name`` (a tensor, or its 8-bit pair)."""
+    return isinstance(state.get(name), torch.Tensor) or \
+        isinstance(state.get(name + "_codes"), torch.Tensor)
+
+
+def _stored(value, name: str, want, p: torch.Tensor, where: str) -> dict[str, torch.Tensor]:
+    """Saved state ``value`` (a tensor, or a (codes, absmax) pair) as state array
+    ``name`` of ``p`` kept as ``want`` (a torch dtype, or '8bit'): new tensors under
+    their state keys; a ValueError naming ``where`` if it cannot be converted."""
+    if isinstance(value, tuple):
+        codes, absmax = value
+        if not all(isinstance(t, torch.Tensor) for t in value):
+            raise ValueError(f"{where}: its codes and absmax must be tensors")
+        if want == _Q8:
+            return {name + "_codes": codes.detach().clone(),
+                    name + "_absmax": absmax.detach().clone()}
+        try:
+            q = QuantizedState(codes.detach().cpu().contiguous().numpy(),
+                               absmax.detach().cpu().contiguous().numpy(),
+                               signed=_Q8_SIGNED[name])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        return {name: torch.from_numpy(q.dequantize()).to(want)}
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        raise ValueError(f"{where} must be a float tensor, got "
+                         f"{getattr(value, 'dtype', type(value).__name__)}")
+    if want != _Q8:
+        return {name: value.detach().to("cpu", want, copy=True)}
+    if value.shape != p.shape:
+        raise ValueError(f"{where} has shape {tuple(value.shape)}, the param "
+                         f"{tuple(p.shape)}")
+    try:
+        q = QuantizedState.from_float(value.detach().cpu().float().contiguous().numpy(),
+                                      signed=_Q8_SIGNED[name])
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    return {name + "_codes": torch.from_numpy(q.codes), name + "_absmax": torch.from_numpy(q.absmax)}
 
 
 class _Base(_TorchOptimizer):
@@ -119,13 +180,32 @@ class _Base(_TorchOptimizer):
         if name == "compensation":
             return torch.zeros_like(p, memory_format=torch.preserve_format)
         sd = group.get("state_dtype")
-        dtype = p.dtype if sd is None else _TORCH_DTYPE[sd]
+        dtype = p.dtype if sd is None else torch.float32 if sd == _Q8 else _TORCH_DTYPE[sd]
         return torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
 
     @staticmethod
     def _extra(group: dict) -> tuple[str, ...]:
         name = _MASTER_ARRAY.get(group.get("master"))
         return (name,) if name else ()
+
+    @staticmethod
+    def _want(group: dict, p: torch.Tensor, name: str):
+        """How state array ``name`` of ``p`` is kept: a torch dtype, or '8bit'."""
+        sd = group.get("state_dtype")
+        if sd == _Q8:
+            return _Q8 if _q8_state(sd, p.numel()) else torch.float32
+        return p.dtype if sd is None else _TORCH_DTYPE[sd]
+
+    def _put(self, group: dict, p: torch.Tensor, state: dict, name: str) -> None:
+        """New state array ``name`` of ``p`` into ``state``: zeros (8-bit: every code
+        0's, absmax 0) or the master mode's array (see :meth:`_alloc`)."""
+        if name in _Q8_SIGNED and self._want(group, p, name) == _Q8:
+            state[name + "_codes"] = torch.full(p.shape, _core.Q8_ZERO[_Q8_SIGNED[name]],
+                                                dtype=torch.uint8)
+            state[name + "_absmax"] = torch.zeros(-(-p.numel() // _core.Q8_BLOCK),
+                                                  dtype=torch.float32)
+        else:
+            state[name] = self._alloc(group, p, name)
 
     def _init_state(self, group: dict, p: torch.Tensor) -> dict:
         state = self.state[p]
@@ -134,8 +214,8 @@ class _Base(_TorchOptimizer):
             dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
             state["step"] = torch.tensor(0.0, dtype=dtype)
         for name in self._arrays(group) + self._extra(group):
-            if name not in state:
-                state[name] = self._alloc(group, p, name)
+            if not _has(state, name):
+                self._put(group, p, state, name)
         return state
 
     _master: dict[str, Any] = {}
@@ -171,9 +251,11 @@ class _Base(_TorchOptimizer):
                 state = self.state.get(p, {})
                 step = int(_scalar(state["step"])) if "step" in state else 0
                 first = self._first(group, state)
-                batches.setdefault((gi, p.dtype, step, first), []).append((pi, p))
+                # (8-bit and float32 state cannot share a call)
+                q8 = _q8_state(group.get("state_dtype"), p.numel())
+                batches.setdefault((gi, p.dtype, step, first, q8), []).append((pi, p))
         return [(gi, step, first, [pi for pi, _ in members], [p for _, p in members])
-                for (gi, _, step, first), members in batches.items()]
+                for (gi, _, step, first, _), members in batches.items()]
 
     def _first(self, group: dict, state: dict) -> bool:
         return False
@@ -191,27 +273,92 @@ class _Base(_TorchOptimizer):
             # before the first one writes
             for gi, step, first, pis, ps in batches:
                 needed = self._needed(self.param_groups[gi], first)
-                have = bool(needed) and all(isinstance(self.state.get(p, {}).get(k), torch.Tensor)
+                have = bool(needed) and all(_has(self.state.get(p, {}), k)
                                             for p in ps for k in needed)
                 self._call(gi, pis, [_numpy(p) for p in ps],
                            [_numpy(p.grad.contiguous()) for p in ps],
-                           self._np_states([self.state[p] for p in ps]) if have else None,
-                           step + 1, first, check_only=True)
+                           self._np_states([self.state[p] for p in ps], gi, pis) if have
+                           else None, step + 1, first, check_only=True)
         for gi, step, first, pis, ps in batches:
             group = self.param_groups[gi]
             states = [self._init_state(group, p) for p in ps]
             self._call(gi, pis, [_numpy(p) for p in ps],
-                       [_numpy(p.grad.contiguous()) for p in ps], self._np_states(states),
-                       step + 1, first)
+                       [_numpy(p.grad.contiguous()) for p in ps],
+                       self._np_states(states, gi, pis), step + 1, first)
             for st in states:
                 if "step" in st:
                     st["step"] += 1
         return loss
 
     @staticmethod
-    def _np_states(states: list[dict]) -> list[dict]:
-        return [{k: (_numpy(v) if isinstance(v, torch.Tensor) and k != "step" else v)
-                 for k, v in st.items()} for st in states]
+    def _np_states(states: list[dict], gi: int, pis: list[int]) -> list[dict]:
+        """The states as the kernels take them: arrays sharing the tensors' memory,
+        an 8-bit pair as one QuantizedState under the array's name."""
+        out = []
+        for pi, st in zip(pis, states):
+            arrays = {k: (_numpy(v) if isinstance(v, torch.Tensor) and k != "step" else v)
+                      for k, v in st.items()}
+            for name in _Q8_SIGNED:
+                if isinstance(st.get(name + "_codes"), torch.Tensor):
+                    codes, absmax = (arrays.pop(name + q, None) for q in _Q8_PARTS)
+                    try:
+                        arrays[name] = QuantizedState(codes, absmax, signed=_Q8_SIGNED[name])
+                    except (TypeError, ValueError) as exc:
+                        raise type(exc)(f"state[{name!r}] of param_groups[{gi}]['params'][{pi}]"
+                                        f": {exc}") from None
+            out.append(arrays)
+        return out
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch.optim's, keeping each group's own ``state_dtype`` and converting the
+        saved state to it (quantized, dequantized or cast); master arrays, 8-bit codes
+        and absmax keep their dtypes (torch.optim casts every state tensor of a
+        float param to the param's dtype), and every tensor is a copy (torch.optim
+        may share the caller's).  A conversion that fails raises before anything
+        changes."""
+        groups, saved_groups = self.param_groups, state_dict.get("param_groups", [])
+        own = [g.get("state_dtype") for g in groups]
+        # storage options a state dict without them (torch.optim's) leaves as they are
+        storage = [{k: g[k] for k in ("master", "seed") if k in g} for g in groups]
+        try:
+            lens = [len(g["params"]) for g in saved_groups]
+        except (TypeError, KeyError):
+            lens = None
+        if lens != [len(g["params"]) for g in groups]:
+            return super().load_state_dict(state_dict)   # torch's own error
+        where = {}
+        for (gi, g), saved in zip(enumerate(groups), saved_groups):
+            for pi, (p, key) in enumerate(zip(g["params"], saved["params"])):
+                where[key] = (gi, pi, p)
+        kept: dict[Any, dict] = {}
+        state = dict(state_dict["state"])
+        for key, st in state_dict["state"].items():
+            if key not in where or not isinstance(st, dict):
+                continue
+            gi, pi, p = where[key]
+            name = f"param_groups[{gi}]['params'][{pi}]"
+            pairs = _q8_pair(st, f"the saved state of {name}")
+            # copies: the loaded state never shares memory with the caller's tensors
+            new = {k: (v.detach().clone() if isinstance(v, torch.Tensor) else v)
+                   for k, v in st.items()
+                   if not any(k == n + q for n in pairs for q in _Q8_PARTS)}
+            mine = {}
+            for k, v in {**new, **pairs}.items():
+                if k in _Q8_SIGNED and v is not None:   # (torch's SGD keeps a None buffer)
+                    new.pop(k, None)
+                    mine.update(_stored(v, k, self._want({"state_dtype": own[gi]}, p, k), p,
+                                        f"state[{k!r}] of {name}"))
+                elif k in _MASTER_ARRAY.values() and isinstance(v, torch.Tensor):
+                    mine[k] = new[k]
+            state[key] = {**new, **mine}
+            kept[p] = mine
+        super().load_state_dict({**state_dict, "state": state})
+        for g, sd, kept_opts in zip(self.param_groups, own, storage):
+            g["state_dtype"] = sd
+            for k, v in kept_opts.items():
+                g.setdefault(k, v)
+        for p, mine in kept.items():
+            self.state[p].update(mine)
 
     def _call(self, gi, pis, params, grads, states, step, first, check_only=False) -> None:
         """:meth:`_update` for parameters ``pis`` of group ``gi`` (``check_only``:
@@ -256,7 +403,7 @@ class SGD(_Base):
         return ()
 
     def _first(self, group, state):
-        return group["momentum"] != 0 and state.get("momentum_buffer") is None
+        return group["momentum"] != 0 and not _has(state, "momentum_buffer")
 
     def _needed(self, group, first):
         return ("momentum_buffer",) if group["momentum"] != 0 and not first else ()
@@ -265,13 +412,13 @@ class SGD(_Base):
         # torch's SGD keeps no 'step' (but stochastic rounding needs one) and stores
         # the buffer only with momentum
         state = self.state[p]
-        if group["momentum"] != 0 and state.get("momentum_buffer") is None:
-            state["momentum_buffer"] = self._alloc(group, p, "momentum_buffer")
+        if group["momentum"] != 0 and not _has(state, "momentum_buffer"):
+            self._put(group, p, state, "momentum_buffer")
         if group.get("master") == "stochastic" and "step" not in state:
             state["step"] = torch.tensor(0.0)
         for name in self._extra(group):
             if name not in state:
-                state[name] = self._alloc(group, p, name)
+                self._put(group, p, state, name)
         return state
 
     def _update(self, group, params, grads, states, step, first, check):
