@@ -4,7 +4,8 @@
 # baseline and AVX2 -- with 1 and 2 threads): no memcheck error, and identical bytes on
 # every configuration.  Errors whose stack is the interpreter's or the dynamic loader's
 # alone are counted and listed, not failed on (CPython 3.11 reads some uninitialised bytes
-# on purpose; those are reported however pyrmsprop behaves).  A plain build of HEAD (with -g) in a fresh venv; the interpreter
+# on purpose; those are reported however pyrmsprop behaves).  A plain build of HEAD in a fresh venv (debug info from the interpreter's own
+# CFLAGS, which hold -g: so the build is the README's, and ccache's); the interpreter
 # uses the system allocator (PYTHONMALLOC=malloc) so that memcheck sees every block.
 # Leak checking is off: CPython and numpy keep memory until exit on purpose.
 #
@@ -18,7 +19,7 @@ if ! command -v valgrind >/dev/null; then
 fi
 python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q --upgrade pip 2>&1 | quiet
-PYRMSPROP_EXTRA_CFLAGS="-g" "$work/venv/bin/python" -m pip install -q "$work/src" 2>&1 | quiet
+"$work/venv/bin/python" -m pip install -q "$work/src" 2>&1 | quiet
 echo "memcheck.sh: built in $((SECONDS - start)) s"
 cd "$work"
 status=0
