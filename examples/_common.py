@@ -70,6 +70,20 @@ def save(fig, path, *, dpi):
     return path
 
 
+def plot_loss_curves(curves, title, out, fast):
+    """One figure of per-epoch training losses, log scale: ``curves`` maps a label to
+    (losses, color, line style).  Returns the PNG's path, or None without matplotlib."""
+    fig = new_figure(figsize=(7, 4.4), layout="constrained")
+    if fig is None:
+        return None
+    ax = fig.subplots()
+    for name, (curve, color, ls) in curves.items():
+        ax.semilogy(range(1, len(curve) + 1), curve, color=color, lw=1.4, ls=ls, label=name)
+    ax.set(xlabel="epoch", ylabel="training loss (cross-entropy)", title=title)
+    ax.legend(fontsize=8)
+    return save(fig, out, dpi=80 if fast else 110)
+
+
 def print_table(rows, columns):
     """Print a list of dicts as an aligned text table with the given columns."""
     cells = [[str(c) for c in columns]]

@@ -26,7 +26,7 @@ Run ``python examples/train_bf16.py`` (writes docs/images/train_bf16.png with
 import sys
 
 import numpy as np
-from _common import make_parser, new_figure, parse, print_table, save
+from _common import make_parser, parse, plot_loss_curves, print_table
 from train_digits import batches, evaluate, init_params, load_data, loss_and_grads
 
 import pyrmsprop
@@ -70,17 +70,10 @@ def train(scheme, data, *, epochs, lr, seed):
 
 
 def plot(results, out, fast, lr):
-    fig = new_figure(figsize=(7, 4.4), layout="constrained")
-    if fig is None:
-        return None
-    ax = fig.subplots()
-    for name, (curve, *_rest) in results.items():
-        ax.semilogy(np.arange(1, len(curve) + 1), curve, color=SCHEMES[name][2], lw=1.4,
-                    ls="--" if name == "split" else "-", label=name)
-    ax.set(xlabel="epoch", ylabel="training loss (cross-entropy)",
-           title=f"digits MLP, SGD momentum 0.9, lr {lr:g}: bfloat16 weights")
-    ax.legend(fontsize=8)
-    return save(fig, out, dpi=80 if fast else 110)
+    return plot_loss_curves(
+        {name: (curve, SCHEMES[name][2], "--" if name == "split" else "-")
+         for name, (curve, *_rest) in results.items()},
+        f"digits MLP, SGD momentum 0.9, lr {lr:g}: bfloat16 weights", out, fast)
 
 
 def main(argv=None):

@@ -334,3 +334,33 @@ def test_settle_waits_for_a_spinning_thread_and_not_for_a_sleeping_one():
             assert bench._other_threads_running() is False
     finally:
         pyrmsprop.set_num_threads(old)
+
+
+def test_storage_section_rows_and_8bit_anchors(capsys, tmp_path):
+    """The storage section: one record per storage row with its bytes per element
+    (8-bit state: 1 + 4/256 per state element), and, where bitsandbytes or torchao
+    imports, their 8-bit Adams as anchors with a speed ratio in every row."""
+    path = tmp_path / "bench.json"
+    rc, out, _ = _run(capsys, TINY + ["--sections", "storage", "--json", str(path)])
+    assert rc == 0 and "### Adam by storage" in out
+    recs = json.loads(path.read_text())["storage"]
+    by = {r["impl"]: r for r in recs}
+    assert {label for label, *_ in bench.STORAGE_ROWS} <= set(by)
+    assert by["float32 / float32 state"]["bytes_per_elem"] == 28
+    assert by["float32 / 8-bit state"]["bytes_per_elem"] == round(12 + 4 * (1 + 4 / 256), 2)
+    anchors = []
+    if bench._TORCH is not None:
+        for mod, name in (("bitsandbytes", "bitsandbytes Adam8bit float32"),
+                          ("torchao", "torchao AdamW8bit float32")):
+            try:
+                __import__(mod)
+            except Exception:   # (absent or broken here: no anchor)
+                continue
+            anchors.append(name)
+    for name in anchors:
+        assert name in by and f"vs {name}" in out
+        key = "speed_vs_" + name.replace(" ", "_")
+        for label, *_ in bench.STORAGE_ROWS:
+            _positive_numbers(by[label], [key])
+            assert by[label][key] == pytest.approx(by[name]["median_ns_per_elem"] /
+                                                   by[label]["median_ns_per_elem"])

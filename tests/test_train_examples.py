@@ -121,3 +121,24 @@ def test_bf16_example_plain_bfloat16_stalls_and_the_masters_track_float32(tmp_pa
     assert loss["bf16"] > 1.1 * loss["float32"]
     for name in ("fp32 master", "split", "kahan", "stochastic"):
         assert abs(loss[name] - loss["float32"]) < 0.02 * loss["float32"], name
+
+
+def test_8bit_example_tracks_float32(tmp_path):
+    """4 epochs of the digits MLP: 8-bit Adam ends within 5% of float32 Adam's training
+    loss and 1 point of its accuracies, with 2 + 2*4/256 bytes of state per weight of the
+    two matrices (2.11 per param with the float32-state biases); torch's rows too
+    when torch is installed."""
+    summary = load("train_8bit").main(["--fast", "--no-plot"])
+    rows = {r["optimizer"]: r for r in summary["rows"]}
+    ref, q8 = rows["numpy pyrmsprop.Adam float32"], rows["numpy pyrmsprop.Adam 8-bit"]
+    assert ref["state bytes/param"] == 8
+    w = 64 * 512 + 512 * 10
+    assert q8["state bytes/param"] == round((w * (2 + 2 * 4 / 256) + 8 * (512 + 10))
+                                            / (w + 512 + 10), 3)
+    assert abs(q8["train_loss"] - ref["train_loss"]) < 0.05 * ref["train_loss"]
+    for key in ("train_acc", "test_acc"):
+        assert abs(q8[key] - ref[key]) <= 0.01
+    if "pyrmsprop.torch.Adam 8-bit" in rows:
+        t8, t32 = rows["pyrmsprop.torch.Adam 8-bit"], rows["torch.optim.Adam float32"]
+        assert t8["state bytes/param"] == q8["state bytes/param"]
+        assert abs(t8["train_loss"] - t32["train_loss"]) < 0.05 * t32["train_loss"]

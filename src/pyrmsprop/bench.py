@@ -42,6 +42,14 @@ lists
     separate 4 KiB-page allocations), on one flat array of equal total size, a
     Python loop of ``adam_update``, and
     ``torch.optim.Adam`` foreach and fused over the same (shared-memory) tensors.
+storage
+    Adam at the largest size over every storage combination (float32, bfloat16 and
+    float16 params; float32, 16-bit and 8-bit state; the master modes): ns/element,
+    bytes per element, % of the memory-only loop over the same arrays and elements/s
+    against float32 Adam; anchors ``torch.optim.Adam(fused=True)`` in float32 and
+    bfloat16 and, when installed, the 8-bit CPU Adams of bitsandbytes
+    (``bnb.optim.Adam8bit``) and torchao (``torchao.optim.AdamW8bit``,
+    weight_decay=0: Adam) on float32 params.
 
 A figure whose repetitions spread by more than 10% (interquartile range / median),
 or a ratio built on one, is marked "?": not to be trusted (another process competed
@@ -94,7 +102,9 @@ Run ``python -m pyrmsprop.bench --help`` for the flags.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import io
 import itertools
 import json
 import math
@@ -105,6 +115,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -778,6 +789,40 @@ def _raw(a):
     return a.bits if type(a).__name__ == "_BF16Bits" else a
 
 
+def _q8_anchors(torch, p32: np.ndarray, g32: np.ndarray) -> dict[str, Callable[[], object]]:
+    """The 8-bit CPU Adams of bitsandbytes and torchao (AdamW8bit with weight_decay=0:
+    Adam) on float32 tensors torch allocates, those that import: {name: step}."""
+    hp = HP["adam"]
+    kw = dict(lr=hp["lr"], betas=(hp["beta1"], hp["beta2"]), eps=hp["eps"])
+    makers = {}
+    # (their imports print notes about GPU libraries they cannot load here)
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            import bitsandbytes as bnb
+            makers["bitsandbytes Adam8bit float32"] = lambda ps: bnb.optim.Adam8bit(ps, **kw)
+        except Exception:   # (absent, or broken on this machine: no anchor)
+            pass
+        try:
+            from torchao.optim import AdamW8bit
+            makers["torchao AdamW8bit float32"] = lambda ps: AdamW8bit(ps, weight_decay=0.0,
+                                                                       **kw)
+        except Exception:
+            pass
+    out = {}
+    for name, make in makers.items():
+        tp = torch.from_numpy(p32).clone()
+        tp.grad = torch.from_numpy(g32).clone()
+        out[name] = make([tp]).step
+    return out
+
+
+def _vs(name: str) -> str:
+    """An anchor's short name in column headers and record keys ("torch fused Adam
+    float32" -> "fused Adam float32")."""
+    return name[6:] if name.startswith("torch ") else name
+
+
 def run_storage(args, out: dict) -> None:
     """Adam over every storage combination at the largest size: ns/element, bytes per
     element, % of the memory-only loop over the same arrays, elements/s against
@@ -824,6 +869,10 @@ def run_storage(args, out: dict) -> None:
             tp.grad = torch.from_numpy(g32).to(dt)
             opt = torch.optim.Adam([tp], **_torch_kwargs("adam"), fused=True)
             impls.append(Impl(f"torch fused Adam {str(dt)[6:]}", opt.step))
+        impls += [Impl(name, fn) for name, fn in _q8_anchors(torch, p32, g32).items()]
+    rows_of = {label for label, *_ in STORAGE_ROWS}
+    anchors = [im.name for im in impls
+               if im.name not in rows_of and not im.name.endswith((" limit", " limit nopf"))]
     recs = []
     for threads in args.threads:
         _set_threads(threads)
@@ -838,17 +887,15 @@ def run_storage(args, out: dict) -> None:
                          "limit_ns_per_elem": lim.median * 1e9 / n,
                          "pct_of_limit": 100 * lim.median / im.median,
                          "speed_vs_float32": f32 / im.median,
-                         **{f"speed_vs_{k[6:].replace(' ', '_')}": by[k].median / im.median
-                            for k in by if k.startswith("torch")},
+                         **{f"speed_vs_{_vs(k).replace(' ', '_')}": by[k].median / im.median
+                            for k in anchors},
                          "noisy": im.noisy or lim.noisy})
-        for k in by:
-            if k.startswith("torch"):
-                recs.append({"impl": k, "size": n, "threads": threads,
-                             "median_ns_per_elem": by[k].median * 1e9 / n,
-                             "speed_vs_float32": f32 / by[k].median, "noisy": by[k].noisy})
+        for k in anchors:
+            recs.append({"impl": k, "size": n, "threads": threads,
+                         "median_ns_per_elem": by[k].median * 1e9 / n,
+                         "speed_vs_float32": f32 / by[k].median, "noisy": by[k].noisy})
     _progress("")
     out["storage"] = recs
-    torch_cols = [k for k in (im.name for im in impls) if k.startswith("torch")]
     for threads in args.threads:
         rows = []
         for r in (r for r in recs if r["threads"] == threads):
@@ -857,16 +904,15 @@ def run_storage(args, out: dict) -> None:
                          str(r.get("bytes_per_elem", "-")),
                          f"{r['pct_of_limit']:.0f}%" if "pct_of_limit" in r else "-",
                          f"{r['speed_vs_float32']:.2f}x"]
-                        + [f"{r[f'speed_vs_{k[6:].replace(chr(32), chr(95))}']:.2f}x"
-                           if f"speed_vs_{k[6:].replace(chr(32), chr(95))}" in r else "-"
-                           for k in torch_cols])
+                        + [f"{r[key]:.2f}x" if key in r else "-"
+                           for key in (f"speed_vs_{_vs(k).replace(' ', '_')}" for k in anchors)])
         print(f"\n### Adam by storage, {fmt_size(n)} elements, {threads} "
               f"thread{'s' * (threads > 1)}: ns/element (median)\n")
         print(table(["storage (param / state)", "ns/elem", "B/elem", "% limit",
-                     "elem/s vs f32"] + [f"vs {k[6:]}" for k in torch_cols], rows))
+                     "elem/s vs f32"] + [f"vs {_vs(k)}" for k in anchors], rows))
     print("\n% limit: the memory-only loop over the same arrays (pyrmsprop._core."
           "memory_only_update with extra=; per repetition the faster of a run with and "
-          "one without prefetches) / the update.  elem/s vs f32 and vs torch: "
+          "one without prefetches) / the update.  elem/s vs f32 and vs an anchor: "
           "that row's time / this row's (above 1: this row is faster).")
 
 
