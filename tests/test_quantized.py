@@ -56,6 +56,40 @@ def test_maps_equal_bitsandbytes(signed):
                           u32(bnbf.create_dynamic_map(signed=signed).numpy()))
 
 
+@pytest.mark.parametrize("signed", [True, False])
+def test_bitsandbytes_codes_read_back_the_same_and_ours_are_the_nearest(signed):
+    """Against bitsandbytes' CPU quantize_blockwise/dequantize_blockwise (block 256), on
+    values over 11 decades: the same absmax bits; its codes and absmax dequantized by
+    us give its values bit for bit; our codes equal its codes except where ours is
+    the nearer map entry (or as near, with the lower code): its CPU quantizer is not
+    exactly nearest (measured with bitsandbytes 0.50.2 on 1024000 values: 0.15% of the
+    signed codes and 0.29% of the unsigned ones differ, by up to 5 codes)."""
+    pytest.importorskip("bitsandbytes.functional")   # optional; it imports torch
+    import torch
+    import bitsandbytes.functional as bnbf
+    rng = np.random.default_rng(1)
+    blocks = 2000
+    x = (rng.standard_normal(256 * blocks)
+         * np.repeat(10.0 ** rng.uniform(-8, 3, blocks), 256)).astype(np.float32)
+    if not signed:
+        x = np.abs(x)
+    qmap = bnbf.create_dynamic_map(signed=signed)
+    codes, st = bnbf.quantize_blockwise(torch.from_numpy(x), code=qmap, blocksize=256)
+    codes, absmax = codes.numpy().copy(), st.absmax.numpy().copy()
+    theirs = bnbf.dequantize_blockwise(torch.from_numpy(codes), absmax=torch.from_numpy(absmax),
+                                       code=qmap, blocksize=256).numpy()
+    assert same_bits(QuantizedState(codes, absmax, signed=signed).dequantize(), theirs)
+    ours = QuantizedState.from_float(x, signed=signed)
+    assert same_bits(ours.absmax, absmax)
+    m = QuantizedState.map(signed)
+    normed = (x.reshape(blocks, 256) / absmax[:, None]).reshape(-1)
+    d_ours, d_theirs = np.abs(m[ours.codes] - normed), np.abs(m[codes] - normed)
+    differ = ours.codes != codes
+    assert np.all((d_ours[differ] < d_theirs[differ]) |
+                  ((d_ours[differ] == d_theirs[differ]) & (ours.codes[differ] < codes[differ])))
+    assert differ.mean() < 0.01
+
+
 def boundary_values(signed):
     """Every map entry, and the floats within 3 units in the last place of every
     midpoint between two neighbours (where the nearest code changes), and more."""
