@@ -94,22 +94,34 @@ def _q8_state(sd: str | None, size: int) -> bool:
     return sd == _Q8 and size >= Q8_MIN_SIZE
 
 
-def _q8_pair(st: dict, where: str) -> dict[str, tuple]:
-    """The quantized arrays of a saved state ``st``: {name: (codes, absmax)} for each
-    pair ``<name>_codes``, ``<name>_absmax`` (a lone half is a ValueError)."""
-    out = {}
+def _state_kind(sd: str | None, size: int) -> str | None:
+    """How a rule's state array of a param of ``size`` elements is kept under state
+    dtype ``sd``: '8bit', a dtype name, or None (the param's dtype); for the numpy
+    optimizers and pyrmsprop.torch."""
+    if sd == _Q8:
+        return _Q8 if _q8_state(sd, size) else "float32"
+    return sd
+
+
+def _q8_pairs(st: dict, where: str) -> dict:
+    """A saved state ``st`` with each pair ``<name>_codes``, ``<name>_absmax`` as one
+    entry ``name: (codes, absmax)`` (a lone half, or a pair beside a plain ``name``,
+    is a ValueError naming ``where``)."""
+    out, pairs = dict(st), {}
     for key in st:
         for part in _Q8_PARTS:
             if isinstance(key, str) and key.endswith(part) and key[:-len(part)] in _Q8_SIGNED:
                 name = key[:-len(part)]
+                if name in pairs:
+                    continue
                 if name in st:
                     raise ValueError(f"{where} has both {name!r} and {key!r}: one of them, "
                                      f"please")
                 if not all(name + q in st for q in _Q8_PARTS):
                     raise ValueError(f"{where} has {key!r} but not "
                                      f"{[name + q for q in _Q8_PARTS]}: an 8-bit state needs both")
-                out[name] = (st[name + "_codes"], st[name + "_absmax"])
-    return out
+                pairs[name] = tuple(out.pop(name + q) for q in _Q8_PARTS)
+    return {**out, **pairs}
 
 
 def _converted(a, name: str, want, shape: tuple, where: str):
@@ -535,12 +547,10 @@ class Optimizer:
             if not need:
                 continue
             dtype = self._dtype_of(group, need[0][1], name)   # (one for the lot: see step)
-            if isinstance(dtype, str):     # 8-bit: the codes in one buffer, every code 0's
-                signed = _Q8_SIGNED[name]
-                for (i, p), codes in zip(need, _packed([p for _, p in need], dtype=np.uint8)):
-                    codes.fill(_core.Q8_ZERO[signed])
-                    self.state[i][name] = QuantizedState(
-                        codes, np.zeros(-(-p.size // _core.Q8_BLOCK), np.float32), signed=signed)
+            if isinstance(dtype, str):     # 8-bit: the codes in one buffer
+                for (i, _), codes in zip(need, _packed([p for _, p in need], dtype=np.uint8)):
+                    self.state[i][name] = QuantizedState.zeros_into(codes,
+                                                                    signed=_Q8_SIGNED[name])
                 continue
             values = [p.astype(np.float32) for _, p in need] if name == "master_param" else None
             for (i, _), a in zip(need, _packed([p for _, p in need], values, dtype)):
@@ -561,10 +571,8 @@ class Optimizer:
             return np.dtype(np.uint16)
         if name == "compensation":
             return p.dtype
-        sd = group["state_dtype"]
-        if sd == _Q8:
-            return _Q8 if _q8_state(sd, p.size) else np.dtype(np.float32)
-        return p.dtype if sd is None else _np_dtype(sd)
+        kind = _state_kind(group["state_dtype"], p.size)
+        return p.dtype if kind is None else kind if kind == _Q8 else _np_dtype(kind)
 
     def _state_arrays(self, group) -> tuple[str, ...]:
         raise NotImplementedError
@@ -635,9 +643,7 @@ class Optimizer:
             if not isinstance(st, dict):
                 raise ValueError(f"state of parameter {i} must be a dict, got "
                                  f"{type(st).__name__}")
-            pairs = _q8_pair(st, f"state of parameter {i}")
-            st = {**{k: v for k, v in st.items()
-                     if not any(k == n + q for n in pairs for q in _Q8_PARTS)}, **pairs}
+            st = _q8_pairs(st, f"state of parameter {i}")
             expected = {"step", *self._all_state_arrays(group)}
             # arrays of an option switched off since (torch keeps them too) are allowed
             allowed = {"step", *self._STATE_NAMES, *_MASTER_ARRAY.values()}

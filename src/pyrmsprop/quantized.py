@@ -67,8 +67,13 @@ class QuantizedState(_core._QState):
     @classmethod
     def zeros(cls, shape, *, signed: bool = True) -> QuantizedState:
         """A state of zeros (absmax 0, every code that of 0)."""
-        shape = _shape(shape)
-        codes = np.full(shape, _core.Q8_ZERO[bool(signed)], dtype=np.uint8)
+        return cls.zeros_into(np.empty(_shape(shape), np.uint8), signed=signed)
+
+    @classmethod
+    def zeros_into(cls, codes: np.ndarray, *, signed: bool = True) -> QuantizedState:
+        """A state of zeros whose codes are ``codes`` (a uint8 array, filled here;
+        e.g. a view of a larger buffer), with a new absmax."""
+        codes.fill(_core.Q8_ZERO[bool(signed)])
         return cls(codes, np.zeros(_nblocks(codes.size), np.float32), signed=signed)
 
     @classmethod

@@ -46,9 +46,10 @@ from pyrmsprop.optim import (
     _Q8_SIGNED,
     _STATE_FOR,
     _master_kwargs,
-    _q8_pair,
+    _q8_pairs,
     _q8_state,
     _state_dtype_option,
+    _state_kind,
     _storage_error,
 )
 from pyrmsprop.quantized import QuantizedState
@@ -179,9 +180,8 @@ class _Base(_TorchOptimizer):
             return torch.zeros(p.shape, dtype=torch.int16)
         if name == "compensation":
             return torch.zeros_like(p, memory_format=torch.preserve_format)
-        sd = group.get("state_dtype")
-        dtype = p.dtype if sd is None else torch.float32 if sd == _Q8 else _TORCH_DTYPE[sd]
-        return torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+        return torch.zeros_like(p, dtype=_Base._want(group, p, name),
+                                memory_format=torch.preserve_format)
 
     @staticmethod
     def _extra(group: dict) -> tuple[str, ...]:
@@ -191,19 +191,16 @@ class _Base(_TorchOptimizer):
     @staticmethod
     def _want(group: dict, p: torch.Tensor, name: str):
         """How state array ``name`` of ``p`` is kept: a torch dtype, or '8bit'."""
-        sd = group.get("state_dtype")
-        if sd == _Q8:
-            return _Q8 if _q8_state(sd, p.numel()) else torch.float32
-        return p.dtype if sd is None else _TORCH_DTYPE[sd]
+        kind = _state_kind(group.get("state_dtype"), p.numel())
+        return p.dtype if kind is None else kind if kind == _Q8 else _TORCH_DTYPE[kind]
 
     def _put(self, group: dict, p: torch.Tensor, state: dict, name: str) -> None:
         """New state array ``name`` of ``p`` into ``state``: zeros (8-bit: every code
         0's, absmax 0) or the master mode's array (see :meth:`_alloc`)."""
         if name in _Q8_SIGNED and self._want(group, p, name) == _Q8:
-            state[name + "_codes"] = torch.full(p.shape, _core.Q8_ZERO[_Q8_SIGNED[name]],
-                                                dtype=torch.uint8)
-            state[name + "_absmax"] = torch.zeros(-(-p.numel() // _core.Q8_BLOCK),
-                                                  dtype=torch.float32)
+            q = QuantizedState.zeros(tuple(p.shape), signed=_Q8_SIGNED[name])
+            state[name + "_codes"] = torch.from_numpy(q.codes)
+            state[name + "_absmax"] = torch.from_numpy(q.absmax)
         else:
             state[name] = self._alloc(group, p, name)
 
@@ -337,13 +334,11 @@ class _Base(_TorchOptimizer):
                 continue
             gi, pi, p = where[key]
             name = f"param_groups[{gi}]['params'][{pi}]"
-            pairs = _q8_pair(st, f"the saved state of {name}")
             # copies: the loaded state never shares memory with the caller's tensors
             new = {k: (v.detach().clone() if isinstance(v, torch.Tensor) else v)
-                   for k, v in st.items()
-                   if not any(k == n + q for n in pairs for q in _Q8_PARTS)}
+                   for k, v in _q8_pairs(st, f"the saved state of {name}").items()}
             mine = {}
-            for k, v in {**new, **pairs}.items():
+            for k, v in list(new.items()):
                 if k in _Q8_SIGNED and v is not None:   # (torch's SGD keeps a None buffer)
                     new.pop(k, None)
                     mine.update(_stored(v, k, self._want({"state_dtype": own[gi]}, p, k), p,
