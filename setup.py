@@ -7,6 +7,14 @@ flags only and links them all.  Targets follow the platform being built for
 (``sysconfig.get_platform()``, which honours ``_PYTHON_HOST_PLATFORM``, and
 ``ARCHFLAGS`` on macOS), not the build machine's CPU.
 
+The target libraries are compiled with the compiler of the interpreter's build but
+not its CFLAGS (``-fwrapv`` on 3.10/3.11, ``-fno-strict-overflow`` on 3.12+, ``-g``,
+...): only the flags of ``_targets.py``, the flags that choose what is built for
+(``-arch``, ``-isysroot``, ``--sysroot``, ``-mmacosx-version-min``, ``--target``) and
+the environment's ``CFLAGS``/``CPPFLAGS``.  So the kernels' machine code does not
+depend on which CPython built them, and a compiler cache shares them between
+interpreters (CI builds them once for five).
+
 ``PYRMSPROP_DEBUG_CYTHON=1`` builds with Cython's bounds checks switched on.
 ``PYRMSPROP_EXTRA_CFLAGS`` (split on whitespace) is appended to every C compile,
 the target libraries' and the extension's, and to the extension's link: for
@@ -15,10 +23,11 @@ sanitizer builds (``tools/ci/sanitizers.sh``), e.g. ``-fsanitize=address -g``.
 
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 import runpy
+import shlex
 import sys
 import sysconfig
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from Cython.Build import cythonize
@@ -45,6 +54,28 @@ TARGETS = _targets["targets_for"](build_platform())
 EXTRA_CFLAGS = os.environ.get("PYRMSPROP_EXTRA_CFLAGS", "").split()
 
 
+# flags of the interpreter's CFLAGS that say what is built for, not how: kept for the
+# kernels (one-word flags and, for the two-word ones, the word after them)
+_PLATFORM_FLAG = re.compile(r"(-isysroot|--sysroot(=.*)?|-arch|-mmacosx-version-min=.*|"
+                            r"--target(=.*)?|-target|-m32|-m64)$")
+
+
+def kernel_compiler(compiler_so: list[str]) -> list[str]:
+    """The command that compiles a target library: the compiler (compiler_so's words
+    up to the first flag: CC), the platform flags of the interpreter's CFLAGS, and the
+    environment's CFLAGS and CPPFLAGS."""
+    first = next((i for i, w in enumerate(compiler_so) if w.startswith("-")), len(compiler_so))
+    cmd, words = list(compiler_so[:first]), shlex.split(sysconfig.get_config_var("CFLAGS") or "")
+    i = 0
+    while i < len(words):
+        two = words[i] in ("-isysroot", "--sysroot", "-arch", "-target") and i + 1 < len(words)
+        if _PLATFORM_FLAG.match(words[i]):
+            cmd += words[i:i + 2] if two else words[i:i + 1]
+        i += 2 if two else 1
+    return cmd + shlex.split(os.environ.get("CFLAGS", "")) + shlex.split(
+        os.environ.get("CPPFLAGS", ""))
+
+
 class build_target_libs(build_clib):
     """build_clib that picks each target's flags once the compiler is known, and
     compiles the targets side by side (one compiler process per target, as many at
@@ -52,6 +83,8 @@ class build_target_libs(build_clib):
 
     def build_libraries(self, libraries):
         msvc = self.compiler.compiler_type == "msvc"
+        if hasattr(self.compiler, "compiler_so"):   # unix-style compilers (gcc, clang)
+            self.compiler.compiler_so = kernel_compiler(self.compiler.compiler_so)
         for _name, info in libraries:
             gcc_flags, msvc_flags, _macro = TARGETS[info["target"]]
             if msvc:
