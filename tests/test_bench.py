@@ -321,7 +321,10 @@ def test_settle_waits_for_a_spinning_thread_and_not_for_a_sleeping_one():
         t0 = time.perf_counter()
         bench._settle()
         waited = time.perf_counter() - t0
-        assert waited < bench.SETTLE_MAX + 0.05
+        # it gives up at its limit; the bound only catches a wait that does not end (a
+        # loaded machine can keep this thread off a core for tens of ms: a CI run with
+        # the GIL off once measured 0.114 s here, with SETTLE_MAX 0.05)
+        assert waited < bench.SETTLE_MAX + 1.0
         if waited < bench.SETTLE_MAX:
             # it returned early: because the worker sleeps
             assert bench._other_threads_running() is False
@@ -334,6 +337,15 @@ def test_settle_waits_for_a_spinning_thread_and_not_for_a_sleeping_one():
             assert bench._other_threads_running() is False
     finally:
         pyrmsprop.set_num_threads(old)
+
+
+def test_settle_gives_up_when_a_thread_never_sleeps(monkeypatch):
+    """A thread that spins for ever (or a /proc that always says R) costs SETTLE_MAX,
+    not a hang: _settle polls until its deadline and returns."""
+    polls = []
+    monkeypatch.setattr(bench, "_other_threads_running", lambda: polls.append(1) or True)
+    bench._settle()
+    assert polls                # it asked, and returned although the answer stayed "running"
 
 
 def test_storage_section_rows_and_8bit_anchors(capsys, tmp_path):
